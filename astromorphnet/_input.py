@@ -1,0 +1,362 @@
+"""The input layer: every estimator and transformer reads its cutouts here.
+
+Users hand over cutouts in many forms (a list of `~astropy.nddata.NDData` or
+`~astropy.nddata.CCDData`, one `~astropy.nddata.NDData` holding a 3-D stack, a
+NumPy array or `~astropy.units.Quantity`).  `as_stamps` validates them once and
+returns a `Stamps` object that materialises model-ready batches lazily, so a
+large memory-mapped array is never copied whole.
+"""
+
+import warnings
+from collections import namedtuple
+
+import astropy.units as u
+import numpy as np
+from astropy.nddata import NDData, StdDevUncertainty
+from astropy.nddata.utils import overlap_slices
+from astropy.stats import mad_std
+from astropy.wcs.utils import proj_plane_pixel_scales
+from scipy.sparse import issparse
+
+from .catalog._flags import MASKED_FRACTION_LIMIT, SersicFlag
+
+__all__ = ["Batch", "Stamps", "as_stamps", "check_unit"]
+
+#: FITS header / meta keywords read as a cutout's AB zeropoint, in this order.
+ZEROPOINT_KEYS = ("zeropoint", "MAGZERO", "PHOTZP", "MAGZPT")
+
+#: Keys of a 3-D NDData's ``meta`` holding one value per cutout.
+STACK_META_KEYS = ("flag", "pixel_scale", "zeropoint")
+
+Batch = namedtuple("Batch", ["data", "mask", "std", "flag"])
+Batch.__doc__ = """Cutouts cropped/padded to one shape; masked pixels of ``data`` are 0."""
+
+
+class Stamps:
+    """A validated set of cutouts read in batches of a common shape.
+
+    Do not build one directly: use `as_stamps`.  Either ``stack`` (an array
+    ``(n, ny, nx)``, possibly memory-mapped) or ``items`` (a list of 2-D
+    ``(data, mask, std)`` triples, for cutouts of different shapes) holds the
+    pixels; the per-cutout arrays have length ``n``.
+    """
+
+    def __init__(self, *, stack=None, stack_mask=None, stack_std=None, items=None,
+                 unit=None, pixel_scale, zeropoint, flag):
+        self._stack = stack
+        self._stack_mask = stack_mask
+        self._stack_std = stack_std
+        self._items = items
+        self.unit = unit
+        self.pixel_scale = pixel_scale
+        self.zeropoint = zeropoint
+        self.flag = flag
+        self._scale = 1.0
+
+    def __len__(self):
+        return len(self.flag)
+
+    @property
+    def shapes(self):
+        """The distinct native cutout shapes, most common first."""
+        if self._stack is not None:
+            return [tuple(self._stack.shape[1:])]
+        shapes, counts = np.unique([item[0].shape for item in self._items], axis=0,
+                                   return_counts=True)
+        return [tuple(int(s) for s in shapes[i]) for i in np.argsort(-counts, kind="stable")]
+
+    def convert_to(self, unit):
+        """Rescale the pixels to ``unit`` (the unit seen at fit time).
+
+        Raises
+        ------
+        astropy.units.UnitsError
+            If the units cannot be converted, or only one side has a unit.
+        """
+        factor = check_unit(self.unit, unit)
+        if factor != 1.0:
+            self._scale *= factor
+            # The same galaxy in smaller units has more counts: its zeropoint grows.
+            self.zeropoint = self.zeropoint + 2.5 * np.log10(factor)
+            self.unit = unit
+        return self
+
+    def read(self, start, stop, shape):
+        """Return cutouts ``start:stop`` centre-cropped/padded to ``shape``.
+
+        Masked pixels (user mask, NaN/inf, infinite uncertainty, padding) are
+        set to 0 in ``data`` so that they cannot leak into a prediction.
+        """
+        shape = tuple(shape)
+        n = stop - start
+        data = np.zeros((n,) + shape, np.float32)
+        mask = np.ones((n,) + shape, bool)
+        has_std = self._stack_std is not None or any(
+            item[2] is not None for item in (self._items or ()))
+        std = np.full((n,) + shape, np.nan, np.float32) if has_std else None
+        padded = np.zeros(n, bool)
+        if self._stack is not None:
+            big, small, pad = _centre_slices(self._stack.shape[1:], shape)
+            rows = slice(start, stop)
+            _fill(data, mask, std, (slice(None),) + small,
+                  self._stack[(rows,) + big],
+                  None if self._stack_mask is None else self._stack_mask[(rows,) + big],
+                  None if self._stack_std is None else self._stack_std[(rows,) + big])
+            padded[:] = pad
+        else:
+            for k, (img, msk, sd) in enumerate(self._items[start:stop]):
+                big, small, padded[k] = _centre_slices(img.shape, shape)
+                _fill(data, mask, std, (k,) + small, img[big],
+                      None if msk is None else msk[big], None if sd is None else sd[big])
+        if self._scale != 1.0:
+            data *= self._scale
+            if std is not None:
+                std *= self._scale
+        data[mask] = 0.0
+        flag = self.flag[start:stop].copy()
+        flag[padded] |= SersicFlag.PADDED
+        flag[mask.mean(axis=(1, 2)) > MASKED_FRACTION_LIMIT] |= SersicFlag.MASKED
+        return Batch(data, mask, std, flag)
+
+    def noise(self, start, stop, shape):
+        """Robust per-cutout background noise (in the pixels' unit).
+
+        The median of the uncertainty over unmasked pixels where one is
+        given, else the MAD-based standard deviation of the unmasked pixels.
+        """
+        batch = self.read(start, stop, shape)
+        if batch.std is not None:
+            std = np.where(batch.mask, np.nan, batch.std)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+                from_std = np.nanmedian(std, axis=(1, 2))
+            if np.all(np.isfinite(from_std)):
+                return from_std
+        values = np.where(batch.mask, np.nan, batch.data)
+        return mad_std(values.reshape(len(values), -1), axis=1, ignore_nan=True)
+
+
+def _centre_slices(native, shape):
+    """Slices cutting/padding ``native`` about its centre to ``shape``."""
+    centre = tuple((s - 1) / 2 for s in native)
+    big, small = overlap_slices(native, shape, centre, mode="partial")
+    padded = any(sl.stop - sl.start < s for sl, s in zip(small, shape))
+    return big, small, padded
+
+
+def _fill(data, mask, std, where, img, msk, sd):
+    """Copy one cutout's pixels, mask and uncertainty into the batch arrays."""
+    img = np.asarray(img, dtype=np.float32)
+    bad = ~np.isfinite(img)
+    if msk is not None:
+        bad |= np.asarray(msk, bool)
+    if sd is not None:
+        sd = np.asarray(sd, dtype=np.float32)
+        bad |= ~np.isfinite(sd)
+        std[where] = sd
+    data[where] = img
+    mask[where] = bad
+
+
+def check_unit(unit, expected):
+    """Return the factor converting pixels in ``unit`` to ``expected``.
+
+    Raises
+    ------
+    astropy.units.UnitsError
+        If the two cannot be converted, or only one of them is set.
+    """
+    if unit is None and expected is None:
+        return 1.0
+    if unit is None or expected is None:
+        have = "no unit" if unit is None else f"unit {unit!r}"
+        want = "no unit" if expected is None else f"unit {expected!r}"
+        raise u.UnitsError(
+            f"the cutouts have {have} but the estimator was fitted on pixels with {want}; "
+            "pass cutouts in the same unit as at fit time")
+    try:
+        return float(u.Unit(unit).to(expected))
+    except u.UnitConversionError:
+        raise u.UnitsError(
+            f"the cutouts' unit {unit!r} cannot be converted to {expected!r}, the pixel "
+            "unit seen at fit time; pass cutouts in a compatible unit") from None
+
+
+def as_stamps(X, *, pixel_scale=None, zeropoint=None):
+    """Validate cutouts in any supported form and return a `Stamps`.
+
+    Parameters
+    ----------
+    X : list of NDData, NDData, array-like, or `Stamps`
+        A list/tuple of 2-D `~astropy.nddata.NDData` (or `~astropy.nddata.CCDData`
+        or 2-D arrays), one `~astropy.nddata.NDData` holding a 3-D stack, or an
+        array of shape ``(n, ny, nx)`` or ``(n, ny, nx, 1)``.  A 2-D array
+        ``(n, p)`` is read as ``n`` cutouts of shape ``(1, p)`` (scikit-learn's
+        rows-are-samples convention); a single image needs ``image[None]``.
+    pixel_scale : float or `~astropy.units.Quantity`, optional
+        Pixel scale (arcsec/pixel) for cutouts without a celestial WCS.
+    zeropoint : float, optional
+        AB zeropoint for cutouts whose meta/unit give none.
+
+    Returns
+    -------
+    stamps : `Stamps`
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is empty, 1-D, of inconsistent dimensions, or not numeric.
+    astropy.units.UnitsError
+        If the cutouts carry units that cannot be converted into each other.
+    """
+    if isinstance(X, Stamps):
+        return X
+    scale_default = _pixel_scale_value(pixel_scale)
+    zp_default = np.nan if zeropoint is None else float(zeropoint)
+    if isinstance(X, NDData):
+        if np.ndim(X.data) == 3:
+            return _from_stack_nddata(X, scale_default, zp_default)
+        X = [X]
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError("X is empty: pass at least one cutout")
+        if not any(isinstance(x, NDData) for x in X):
+            X = [np.asarray(x) for x in X]
+            if len({x.shape for x in X}) == 1:
+                return _from_array(np.stack(X), scale_default, zp_default)
+        return _from_list(X, scale_default, zp_default)
+    return _from_array(X, scale_default, zp_default)
+
+
+def _pixel_scale_value(pixel_scale):
+    if pixel_scale is None:
+        return np.nan
+    value = u.Quantity(pixel_scale, u.arcsec / u.pix).to_value(u.arcsec / u.pix)
+    if not value > 0:
+        raise ValueError(f"pixel_scale must be positive, got {pixel_scale}")
+    return value
+
+
+def _numeric(array, what):
+    if issparse(array):
+        raise TypeError(f"sparse input is not supported: pass {what} as a dense array "
+                        "(e.g. X.toarray())")
+    array = np.asanyarray(array)
+    if array.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {what} must hold real pixel values")
+    if array.dtype.kind not in "biuf":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{what} must hold numbers (dtype {array.dtype}): {err}") from None
+    return array
+
+
+def _from_array(X, scale_default, zp_default):
+    unit = X.unit if isinstance(X, u.Quantity) else None
+    X = _numeric(X.value if unit is not None else X, "X")
+    shape = X.shape
+    if X.ndim == 4 and X.shape[-1] == 1:
+        X = X[..., 0]
+    if X.ndim == 2:
+        if X.shape[0] == X.shape[1] and X.shape[0] >= 16:
+            warnings.warn(
+                f"X of shape {X.shape} is read as {X.shape[0]} cutouts of shape "
+                f"(1, {X.shape[1]}); for a single image pass image[np.newaxis]",
+                UserWarning, stacklevel=4)
+        X = X[:, np.newaxis, :]
+    if X.ndim != 3:
+        raise ValueError(
+            f"X must be a set of 2-D cutouts: an array of shape (n, ny, nx) or "
+            f"(n, ny, nx, 1), a list of 2-D NDData/CCDData or one 3-D NDData; got an "
+            f"array of shape {X.shape}. Reshape your data: a single image with "
+            "image[np.newaxis]")
+    if len(X) == 0:
+        raise ValueError("X is empty: pass at least one cutout")
+    if 0 in X.shape[1:]:
+        raise ValueError(f"X has 0 feature(s) (shape={shape}) while a minimum of 1 is "
+                         "required: cutouts need at least one pixel")
+    n = len(X)
+    return Stamps(stack=X, unit=unit, pixel_scale=np.full(n, scale_default),
+                  zeropoint=_unit_zeropoint(unit, np.full(n, zp_default)),
+                  flag=np.zeros(n, np.int64))
+
+
+def _from_stack_nddata(nd, scale_default, zp_default):
+    n = len(nd.data)
+    if n == 0:
+        raise ValueError("X is empty: pass at least one cutout")
+    meta = nd.meta or {}
+    per_row = {}
+    for key, default in zip(STACK_META_KEYS, (0, scale_default, zp_default)):
+        value = np.asarray(meta.get(key, np.full(n, default)))
+        if value.shape != (n,):
+            raise ValueError(f"meta[{key!r}] of a 3-D NDData must have one value per "
+                             f"cutout ({n}); got shape {value.shape}")
+        per_row[key] = np.where(np.isnan(value), default, value) if key != "flag" else value
+    std = None if nd.uncertainty is None else _std_array(nd.uncertainty)
+    return Stamps(stack=_numeric(nd.data, "NDData.data"), stack_mask=nd.mask,
+                  stack_std=std, unit=nd.unit,
+                  pixel_scale=per_row["pixel_scale"].astype(float),
+                  zeropoint=_unit_zeropoint(nd.unit, per_row["zeropoint"].astype(float)),
+                  flag=per_row["flag"].astype(np.int64))
+
+
+def _from_list(X, scale_default, zp_default):
+    units = {x.unit for x in X if isinstance(x, NDData)}
+    if len(units) > 1 and None in units:
+        raise u.UnitsError("some cutouts have a unit and some do not; give all the same unit")
+    unit = next((x.unit for x in X if isinstance(x, NDData) and x.unit is not None), None)
+    items, scales, zeropoints = [], [], []
+    for i, x in enumerate(X):
+        nd = x if isinstance(x, NDData) else NDData(_numeric(x, f"X[{i}]"))
+        data = _numeric(nd.data, f"X[{i}].data")
+        if data.ndim != 2:
+            raise ValueError(f"each cutout in a list must be 2-D; X[{i}] has shape {data.shape}")
+        factor = check_unit(nd.unit, unit)
+        std = None if nd.uncertainty is None else _std_array(nd.uncertainty)
+        if factor != 1.0:
+            data = data * factor
+            std = None if std is None else std * factor
+        items.append((data, nd.mask, std))
+        scales.append(_wcs_pixel_scale(nd.wcs, scale_default))
+        zp = _meta_zeropoint(nd.meta)
+        zeropoints.append(zp_default if zp is None else zp + 2.5 * np.log10(factor))
+    return Stamps(items=items, unit=unit, pixel_scale=np.array(scales),
+                  zeropoint=_unit_zeropoint(unit, np.array(zeropoints)),
+                  flag=np.zeros(len(items), np.int64))
+
+
+def _std_array(uncertainty):
+    """Standard deviations from any astropy uncertainty class."""
+    if isinstance(uncertainty, StdDevUncertainty):
+        return np.asarray(uncertainty.array)
+    with np.errstate(divide="ignore"):
+        return np.asarray(uncertainty.represent_as(StdDevUncertainty).array)
+
+
+def _wcs_pixel_scale(wcs, default):
+    if wcs is None or not getattr(wcs, "has_celestial", False):
+        return default
+    scales = proj_plane_pixel_scales(wcs.celestial) * u.Unit(wcs.celestial.wcs.cunit[0])
+    return float(np.mean(scales.to_value(u.arcsec)))
+
+
+def _meta_zeropoint(meta):
+    meta = meta or {}
+    lowered = {str(key).lower(): key for key in meta}
+    for key in ZEROPOINT_KEYS:
+        if key.lower() in lowered:
+            return float(meta[lowered[key.lower()]])
+    return None
+
+
+def _unit_zeropoint(unit, zeropoint):
+    """Fill unknown zeropoints from a spectral flux density pixel unit."""
+    if unit is None:
+        return zeropoint
+    try:
+        zp_unit = (1 * u.Unit(unit)).to_value(u.ABmag)
+    except u.UnitConversionError:
+        return zeropoint
+    return np.where(np.isnan(zeropoint), zp_unit, zeropoint)

@@ -1,0 +1,8 @@
+"""Sérsic catalogs: target definitions, label conversion, quality flags."""
+
+from ._flags import *  # noqa: F403
+from ._flags import __all__ as _flags_all
+from ._targets import *  # noqa: F403
+from ._targets import __all__ as _targets_all
+
+__all__ = _flags_all + _targets_all

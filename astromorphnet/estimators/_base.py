@@ -1,0 +1,419 @@
+"""Machinery shared by every astromorphnet estimator (the scikit-learn layer).
+
+Keras is imported inside methods only, so that ``import astromorphnet`` and
+building/cloning estimators stay cheap.
+"""
+
+import os
+import pickle
+import tempfile
+import time
+
+import numpy as np
+from astropy.table import Table
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.metrics import r2_score
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .._input import as_stamps
+from ..catalog._flags import SersicFlag
+from ..catalog._targets import TARGETS, check_targets, labels_to_array, make_catalog
+from ..preprocessing import ImageNormalizer
+
+__all__ = ["BaseSersicRegressor", "load"]
+
+#: Cutouts read and preprocessed at a time by ``predict`` (bounds its memory).
+PREDICT_CHUNK = 4096
+#: Batch size of the network's forward pass in ``predict``.
+PREDICT_BATCH = 256
+_OUTPUTS = ("catalog", "array")
+
+
+class BaseSersicRegressor(RegressorMixin, BaseEstimator):
+    """Base class: cutouts in, Sérsic catalog out.
+
+    Subclasses write ``fit`` from the steps here (``_validate_fit_inputs``,
+    ``_fit_preprocessing``, ``_seed``, ``_read``, ``_build_model``,
+    ``_keras_fit``); prediction, units, flags, catalogs, scoring and
+    persistence are shared.
+    """
+
+    # -- fitting ---------------------------------------------------------
+    def _validate_fit_inputs(self, X, y, sample_weight=None, allow_nan=False):
+        """Check parameters and data; return ``(stamps, labels, sample_weight)``."""
+        self.targets_ = check_targets(self.targets)
+        unknown = set(self.log_targets) - set(TARGETS)
+        if unknown:
+            raise ValueError(f"log_targets {sorted(unknown)} are not Sérsic parameters; "
+                             f"choose among {TARGETS}")
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
+                             "target y is None")
+        stamps = as_stamps(X, pixel_scale=self.pixel_scale, zeropoint=self.zeropoint)
+        labels = labels_to_array(y, self.targets_,
+                                 pixel_scale=stamps.pixel_scale, allow_nan=allow_nan)
+        if len(labels) != len(stamps):
+            raise ValueError(
+                f"X has {len(stamps)} cutouts but y has {len(labels)} label rows; "
+                "give exactly one label row per cutout")
+        self._y_1d = not isinstance(y, Table) and np.asarray(y).ndim == 1
+        return stamps, labels, _check_sample_weight(sample_weight, len(labels))
+
+    def _fit_preprocessing(self, stamps, labels):
+        """Learn input shape, unit, normaliser and target scaler."""
+        self.input_shape_ = self._input_shape(stamps)
+        self.unit_ = stamps.unit
+        self.normalizer_ = self._make_normalizer()
+        if self.normalizer_ is not None:
+            self.normalizer_.fit(stamps, shape=self.input_shape_)
+        z = self._encode(labels, stamps.zeropoint)
+        self.target_scaler_ = StandardScaler().fit(z)
+        self.label_range_ = (np.nanmin(labels, axis=0), np.nanmax(labels, axis=0))
+        return self.target_scaler_.transform(z)
+
+    def _input_shape(self, stamps):
+        if self.image_size is None:
+            return stamps.shapes[0]
+        shape = ((self.image_size,) * 2 if np.isscalar(self.image_size)
+                 else tuple(self.image_size))
+        if len(shape) != 2 or not all(int(s) == s and s > 0 for s in shape):
+            raise ValueError(f"image_size must be a positive int or (ny, nx); "
+                             f"got {self.image_size!r}")
+        return tuple(int(s) for s in shape)
+
+    def _make_normalizer(self):
+        norm = self.normalization
+        if norm is None:
+            return None
+        if isinstance(norm, str):
+            return ImageNormalizer(stretch=norm)
+        if isinstance(norm, ImageNormalizer):
+            return clone(norm)
+        raise ValueError(f"normalization must be 'asinh', 'linear', None or an "
+                         f"ImageNormalizer; got {norm!r}")
+
+    def _encode(self, labels, zeropoint):
+        """Labels (catalog units) -> the space the network regresses."""
+        z = labels.copy()
+        for j, name in enumerate(self.targets_):
+            if name == "mag":
+                z[:, j] = labels[:, j] - _require_zeropoint(zeropoint)
+            if name in self.log_targets:
+                values = labels[:, j]
+                if np.any(values[np.isfinite(values)] <= 0):
+                    raise ValueError(f"{name} labels must be > 0 to be regressed in log "
+                                     "space; fix them or drop it from log_targets")
+                z[:, j] = np.log10(values)
+        return z
+
+    def _decode(self, z, zeropoint):
+        labels = z.copy()
+        for j, name in enumerate(self.targets_):
+            if name in self.log_targets:
+                labels[:, j] = 10.0 ** z[:, j]
+            if name == "mag":
+                labels[:, j] = z[:, j] + zeropoint
+        return labels
+
+    def _read(self, stamps, start, stop):
+        """Network input for cutouts ``start:stop`` and their flags."""
+        batch = stamps.read(start, stop, self.input_shape_)
+        data = batch.data if self.normalizer_ is None else self.normalizer_.apply(batch.data)
+        return data[..., np.newaxis], batch.flag
+
+    def _seed(self):
+        """Seed Keras (Python, NumPy and backend RNGs) from ``random_state``."""
+        import keras
+
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        keras.utils.set_random_seed(seed)
+        return seed
+
+    def _build_model(self, n_outputs):
+        """Build and compile the network chosen by ``architecture``."""
+        import keras
+
+        from ..models import get_architecture
+
+        model = get_architecture(self.architecture)(self.input_shape_ + (1,), n_outputs)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
+        return model
+
+    def _split(self, n, seed):
+        """Train/validation row indices (validation may be empty)."""
+        order = np.random.default_rng(seed).permutation(n)
+        n_val = int(round(self.validation_fraction * n))
+        if n_val == 0 or n_val == n:
+            return order, order[:0]
+        return order[n_val:], order[:n_val]
+
+    def _keras_fit(self, x, z, sample_weight, seed, epochs=None, batch_size=None):
+        """``model_.fit`` with early stopping on a validation split.
+
+        ``sample_weight`` is the validated float32 array from
+        ``_validate_fit_inputs``, or None.
+        """
+        import keras
+
+        train, val = self._split(len(x), seed)
+        sw = sample_weight
+        monitor = "val_loss" if len(val) else "loss"
+        stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
+                                             restore_best_weights=True)
+        validation = None
+        if len(val):
+            validation = (x[val], z[val]) if sw is None else (x[val], z[val], sw[val])
+        start = time.perf_counter()
+        history = self.model_.fit(
+            x[train], z[train], sample_weight=None if sw is None else sw[train],
+            validation_data=validation, epochs=epochs or self.max_epochs,
+            batch_size=batch_size or self.batch_size, callbacks=[stop], shuffle=True,
+            verbose=self.verbose)
+        self.history_ = history.history
+        self.n_epochs_ = len(history.epoch)
+        if self.verbose:
+            best = int(np.argmin(self.history_[monitor]))
+            print(f"{type(self).__name__}: {self.n_epochs_} epochs in "
+                  f"{time.perf_counter() - start:.1f} s, best {monitor} "
+                  f"{self.history_[monitor][best]:.4g} at epoch {best + 1}")
+
+    # -- prediction --------------------------------------------------------
+    def _predict_labels(self, X):
+        """Predicted labels (catalog units), flags and the stamps."""
+        check_is_fitted(self)
+        stamps = as_stamps(X, pixel_scale=self.pixel_scale, zeropoint=self.zeropoint)
+        stamps.convert_to(self.unit_)
+        if "mag" in self.targets_:
+            _require_zeropoint(stamps.zeropoint)
+        n = len(stamps)
+        z = np.empty((n, len(self.targets_)), np.float64)
+        flag = np.empty(n, np.int64)
+        progbar = None
+        if self.verbose and n > PREDICT_CHUNK:
+            import keras
+
+            progbar = keras.utils.Progbar(n, unit_name="cutout")
+        for start in range(0, n, PREDICT_CHUNK):
+            stop = min(start + PREDICT_CHUNK, n)
+            x, flag[start:stop] = self._read(stamps, start, stop)
+            z[start:stop] = self.model_.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+            if progbar is not None:
+                progbar.update(stop)
+        labels = self._decode(self.target_scaler_.inverse_transform(z), stamps.zeropoint)
+        low, high = self.label_range_
+        outside = ((labels < low) | (labels > high)).any(axis=1)
+        flag[outside] |= SersicFlag.OUT_OF_RANGE
+        return labels, flag, stamps
+
+    def predict(self, X):
+        """Measure the Sérsic parameters of cutouts.
+
+        Parameters
+        ----------
+        X : cutouts
+            A list of 2-D `~astropy.nddata.NDData`/`~astropy.nddata.CCDData`,
+            one 3-D `~astropy.nddata.NDData`, or an array ``(n, ny, nx)``.
+            Pixels must be in the unit seen at fit time (or convertible to it).
+
+        Returns
+        -------
+        catalog : `~astropy.table.QTable` or `~numpy.ndarray`
+            By default a catalog with one row per cutout: the targets with
+            units (``mag`` in ABmag, ``r_eff`` in pix and, where the pixel scale
+            is known, ``r_eff_arcsec``), ``flag`` (`~astromorphnet.catalog.SersicFlag`
+            bits) and provenance ``meta``.  After ``set_output(predict="array")``,
+            an array shaped like the training ``y``.
+
+        Raises
+        ------
+        astropy.units.UnitsError
+            If the pixel unit does not match the one seen at fit time.
+        sklearn.exceptions.NotFittedError
+            If called before `fit`.
+        """
+        labels, flag, stamps = self._predict_labels(X)
+        if self._output_kind() == "array":
+            return labels[:, 0] if self._y_1d else labels
+        meta = {"estimator": type(self).__name__,
+                "architecture": getattr(self.architecture, "__name__", self.architecture),
+                "model": self.model_.name, "n_epochs": self.n_epochs_}
+        return make_catalog(labels, self.targets_, flag=flag,
+                            pixel_scale=stamps.pixel_scale, meta=meta)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean coefficient of determination R² over the target parameters.
+
+        Parameters
+        ----------
+        X : cutouts
+            As for `predict`.
+        y : `~astropy.table.QTable` or array-like
+            True labels, as for `fit`.
+        sample_weight : array-like, optional
+            Per-cutout weights.
+
+        Returns
+        -------
+        score : float
+            `sklearn.metrics.r2_score` averaged uniformly over the targets
+            (per-target values: `astromorphnet.metrics.r2_table`).
+        """
+        pred, _, stamps = self._predict_labels(X)
+        true = labels_to_array(y, self.targets_,
+                               pixel_scale=stamps.pixel_scale)
+        return r2_score(true, pred, sample_weight=sample_weight)
+
+    # -- output switch -----------------------------------------------------
+    def set_output(self, *, predict=None):
+        """Choose what `predict` returns (scikit-learn ``set_output`` style).
+
+        Parameters
+        ----------
+        predict : {"catalog", "array", "default"}, optional
+            ``"catalog"`` (the default): a `~astropy.table.QTable` with units;
+            ``"array"``: a plain array shaped like the training ``y``, which
+            scikit-learn scorers such as ``scoring="r2"`` consume.
+
+        Returns
+        -------
+        self
+        """
+        if predict is None:
+            return self
+        if predict == "default":
+            predict = "catalog"
+        if predict not in _OUTPUTS:
+            raise ValueError(f"predict output must be one of {_OUTPUTS} or 'default'; "
+                             f"got {predict!r}")
+        # clone() copies this attribute, so GridSearchCV keeps the choice.
+        self._sklearn_output_config = {"predict": predict}
+        return self
+
+    def _output_kind(self):
+        return getattr(self, "_sklearn_output_config", {}).get("predict", "catalog")
+
+    # -- persistence -------------------------------------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        model = state.pop("model_", None)
+        if model is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.keras")
+                model.save(path)
+                with open(path, "rb") as f:
+                    state["_model_keras"] = f.read()
+        return state
+
+    def __setstate__(self, state):
+        blob = state.pop("_model_keras", None)
+        self.__dict__.update(state)
+        if blob is not None:
+            import keras
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.keras")
+                with open(path, "wb") as f:
+                    f.write(blob)
+                self.model_ = keras.saving.load_model(path)
+
+    def save(self, path):
+        """Write the estimator (parameters, fitted network and scalers) to a file.
+
+        The file is a pickle holding the network in Keras's ``.keras``
+        format; read it back with `load`.  As with any pickle, only load
+        files you trust.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file.
+        """
+        with open(path, "wb") as f:
+            pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def load(cls, path):
+        """Read an estimator written by `save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            File written by `save`.
+
+        Returns
+        -------
+        estimator : BaseSersicRegressor
+
+        Raises
+        ------
+        TypeError
+            If the file does not hold an instance of this class.
+        """
+        return load(path, cls)
+
+    # -- scikit-learn tags -------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = True  # NaN/inf pixels are masked, by design
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = len(check_targets(self.targets)) == 1
+        tags.regressor_tags.poor_score = True
+        tags.non_deterministic = True
+        return tags
+
+
+def load(path, cls=None):
+    """Read an estimator written by ``save``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File written by an estimator's ``save``.
+    cls : type, optional
+        Expected class (default: any astromorphnet estimator).
+
+    Returns
+    -------
+    estimator : BaseSersicRegressor
+
+    Raises
+    ------
+    TypeError
+        If the file holds something else.
+    """
+    with open(path, "rb") as f:
+        estimator = pickle.load(f)
+    expected = cls or BaseSersicRegressor
+    if not isinstance(estimator, expected):
+        raise TypeError(f"{path} holds a {type(estimator).__name__}, not a "
+                        f"{expected.__name__}")
+    return estimator
+
+
+def _check_sample_weight(sample_weight, n):
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if sw.ndim == 0:
+        sw = np.full(n, float(sw))
+    if sw.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per cutout; "
+                         f"got {sw.shape}")
+    if not np.isfinite(sw).all() or (sw < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not sw.any():
+        raise ValueError("sample_weight is all zero: at least one weight must be positive")
+    return sw.astype(np.float32)
+
+
+def _require_zeropoint(zeropoint):
+    zeropoint = np.asarray(zeropoint, float)
+    if np.isnan(zeropoint).any():
+        raise ValueError(
+            "the 'mag' target needs the cutouts' AB zeropoint: pass zeropoint=..., give "
+            "the cutouts a flux-density unit (e.g. nJy) or a MAGZERO/PHOTZP meta keyword")
+    return zeropoint
+

@@ -1,0 +1,4 @@
+"""Metrics of Sérsic parameter measurements."""
+
+from ._regression import *  # noqa: F403
+from ._regression import __all__

@@ -1,0 +1,137 @@
+"""Benchmarks of SersicCNNRegressor (not a test: run by hand, report the numbers).
+
+    python benchmarks/bench_estimator.py overhead     # estimator vs bare Keras, same run
+    python benchmarks/bench_estimator.py throughput   # predict stamps/s, 64² and 128²
+    python benchmarks/bench_estimator.py memory       # peak RSS, 100,000 64² stamps
+
+Images are synthetic (elliptical Gaussians + noise): the networks' speed does
+not depend on what is in the pixels, and drawing them costs nothing.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def synthetic(n, size, seed=0):
+    """``n`` noisy elliptical blobs of ``size``² and (n, 4) labels in catalog units."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    images = np.empty((n, size, size), np.float32)
+    labels = np.column_stack([rng.uniform(18, 24, n), rng.uniform(1.5, size / 6, n),
+                              rng.uniform(0.5, 4, n), rng.uniform(0, 0.8, n)])
+    for i, (mag, r, _, e) in enumerate(labels):
+        profile = np.exp(-0.5 * ((xx / r) ** 2 + (yy / (r * (1 - e))) ** 2))
+        images[i] = profile / profile.sum() * 10 ** (-0.4 * (mag - 25.94))
+    images += rng.normal(0, 0.008, images.shape).astype(np.float32)
+    return images, labels
+
+
+def _estimator(architecture, epochs, **kw):
+    from astromorphnet import SersicCNNRegressor
+
+    return SersicCNNRegressor(architecture, max_epochs=epochs, patience=epochs,
+                              validation_fraction=0.0, zeropoint=25.94, random_state=0, **kw)
+
+
+def overhead(args):
+    """Wall time of estimator fit/predict vs keras fit/predict on the same arrays."""
+    import keras
+
+    from astromorphnet._input import as_stamps
+
+    images, labels = synthetic(args.n, args.size)
+    est = _estimator(args.architecture, args.epochs)
+    t0 = time.perf_counter()
+    est.fit(images, labels)
+    t_est_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    est.predict(images)
+    t_est_pred = time.perf_counter() - t0
+
+    # The same network and targets, fed the arrays the estimator feeds it.
+    x, _ = est._read(as_stamps(images), 0, len(images))
+    z = est.target_scaler_.transform(est._encode(labels, np.full(len(labels), 25.94)))
+    keras.utils.set_random_seed(0)
+    model = est._build_model(4)
+    t0 = time.perf_counter()
+    model.fit(x, z, epochs=args.epochs, batch_size=est.batch_size, shuffle=True, verbose=0)
+    t_keras_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.predict(x, batch_size=256, verbose=0)
+    t_keras_pred = time.perf_counter() - t0
+    return {"n": args.n, "size": args.size, "architecture": args.architecture,
+            "epochs": args.epochs,
+            "fit_s": {"estimator": t_est_fit, "keras": t_keras_fit,
+                      "overhead_pct": 100 * (t_est_fit / t_keras_fit - 1)},
+            "predict_s": {"estimator": t_est_pred, "keras": t_keras_pred,
+                          "overhead_pct": 100 * (t_est_pred / t_keras_pred - 1)}}
+
+
+def throughput(args):
+    """Predict stamps/s per architecture and stamp size (after a warm-up call)."""
+    results = []
+    for size in (64, 128):
+        images, labels = synthetic(args.n, size)
+        for architecture in ("light", "thesis"):
+            est = _estimator(architecture, 1).fit(images[:64], labels[:64])
+            est.predict(images[:256])  # warm-up: tracing
+            t0 = time.perf_counter()
+            est.predict(images)
+            dt = time.perf_counter() - t0
+            results.append({"size": size, "architecture": architecture,
+                            "stamps_per_s": args.n / dt})
+    return results
+
+
+def memory(args):
+    """Peak RSS of predict over a memory-mapped file of ``args.n`` stamps, in a child."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "stamps.npy")
+        stack = np.lib.format.open_memmap(path, "w+", np.float32, (args.n, 64, 64))
+        chunk_images, labels = synthetic(2048, 64)
+        for start in range(0, args.n, 2048):
+            stop = min(start + 2048, args.n)
+            stack[start:stop] = chunk_images[:stop - start]
+        stack.flush()
+        del stack
+        model_path = os.path.join(tmp, "model.pkl")
+        _estimator("light", 1).fit(chunk_images[:256], labels[:256]).save(model_path)
+        child = (
+            "import json, resource, sys, time, numpy as np\n"
+            "from astromorphnet import SersicCNNRegressor\n"
+            "est = SersicCNNRegressor.load(sys.argv[1])\n"
+            "x = np.load(sys.argv[2], mmap_mode='r')\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            "t0 = time.perf_counter(); cat = est.predict(x); dt = time.perf_counter() - t0\n"
+            "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            "print(json.dumps({'n': len(cat), 'seconds': dt, 'peak_rss_mb': peak,\n"
+            "                  'rss_before_predict_mb': before,\n"
+            "                  'input_mb': x.nbytes / 2**20}))\n")
+        out = subprocess.run([sys.executable, "-c", child, model_path, path],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["overhead", "throughput", "memory"])
+    parser.add_argument("--n", type=int, default=None, help="stamps")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--architecture", default="light")
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    args.n = args.n or {"overhead": 2000, "throughput": 2048, "memory": 100_000}[args.which]
+    result = {"overhead": overhead, "throughput": throughput, "memory": memory}[args.which](args)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
