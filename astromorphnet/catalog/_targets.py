@@ -60,8 +60,8 @@ def labels_to_array(y, targets=TARGETS, *, pixel_scale=None, allow_nan=False):
     Raises
     ------
     ValueError
-        On missing columns, a wrong shape, NaN labels (unless allowed) or
-        an ``r_eff`` in arcsec without pixel scale.
+        On unknown targets, missing columns, a wrong shape, NaN labels
+        (unless allowed) or an ``r_eff`` in arcsec without pixel scale.
     astropy.units.UnitsError
         If a column's unit cannot be converted to the target's unit.
 
@@ -81,6 +81,7 @@ def labels_to_array(y, targets=TARGETS, *, pixel_scale=None, allow_nan=False):
     >>> labels_to_array(truth, pixel_scale=[0.06])
     array([[20. ,  5. ,  4. ,  0.5]])
     """
+    targets = check_targets(targets)
     if isinstance(y, Table):
         missing = [t for t in targets if t not in y.colnames]
         if missing:
