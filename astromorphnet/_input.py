@@ -47,7 +47,7 @@ class Stamps:
         self._stack_mask = stack_mask
         self._stack_std = stack_std
         self._items = items
-        self.unit = unit
+        self.unit = _pixel_unit(unit)
         self.pixel_scale = pixel_scale
         self.zeropoint = zeropoint
         self.flag = flag
@@ -55,6 +55,12 @@ class Stamps:
 
     def __len__(self):
         return len(self.flag)
+
+    @property
+    def on_disk(self):
+        """Whether the pixels are read from disk on demand (h5py, zarr, memmap)."""
+        return self._stack is not None and (not isinstance(self._stack, np.ndarray)
+                                            or isinstance(self._stack, np.memmap))
 
     @property
     def shapes(self):
@@ -211,6 +217,10 @@ def as_stamps(X, *, pixel_scale=None, zeropoint=None):
     """
     if isinstance(X, Stamps):
         return X
+    if hasattr(X, "as_stamps"):  # an on-disk set, e.g. simulation.SimulatedDataset
+        return X.as_stamps()
+    if _is_lazy_stack(X):
+        return _from_lazy(X, pixel_scale, zeropoint)
     scale_default = _pixel_scale_value(pixel_scale)
     zp_default = np.nan if zeropoint is None else float(zeropoint)
     if isinstance(X, NDData):
@@ -226,6 +236,25 @@ def as_stamps(X, *, pixel_scale=None, zeropoint=None):
                 return _from_array(np.stack(X), scale_default, zp_default)
         return _from_list(X, scale_default, zp_default)
     return _from_array(X, scale_default, zp_default)
+
+
+def _is_lazy_stack(X):
+    """An array-like read on indexing (h5py/zarr dataset), not an in-memory array."""
+    return (not isinstance(X, np.ndarray) and not issparse(X)
+            and all(hasattr(X, a) for a in ("shape", "dtype"))
+            and hasattr(X, "__getitem__") and not isinstance(X, (list, tuple)))
+
+
+def _from_lazy(X, pixel_scale, zeropoint):
+    if len(X.shape) != 3 or np.dtype(X.dtype).kind not in "biuf":
+        raise ValueError(f"an on-disk cutout set must be numeric of shape (n, ny, nx); "
+                         f"got shape {X.shape} and dtype {X.dtype}")
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: pass at least one cutout")
+    n = X.shape[0]
+    zp = np.full(n, np.nan if zeropoint is None else float(zeropoint))
+    return Stamps(stack=X, pixel_scale=np.full(n, _pixel_scale_value(pixel_scale)),
+                  zeropoint=zp, flag=np.zeros(n, np.int64))
 
 
 def _pixel_scale_value(pixel_scale):
@@ -303,17 +332,20 @@ def _from_stack_nddata(nd, scale_default, zp_default):
 
 
 def _from_list(X, scale_default, zp_default):
-    units = {x.unit for x in X if isinstance(x, NDData)}
+    units = {_pixel_unit(x.unit) for x in X if isinstance(x, NDData)}
     if len(units) > 1 and None in units:
         raise u.UnitsError("some cutouts have a unit and some do not; give all the same unit")
-    unit = next((x.unit for x in X if isinstance(x, NDData) and x.unit is not None), None)
-    items, scales, zeropoints = [], [], []
+    unit = next((_pixel_unit(x.unit) for x in X
+                 if isinstance(x, NDData) and _pixel_unit(x.unit) is not None), None)
+    items, scales, zeropoints, flags = [], [], [], []
     for i, x in enumerate(X):
         nd = x if isinstance(x, NDData) else NDData(_numeric(x, f"X[{i}]"))
         data = _numeric(nd.data, f"X[{i}].data")
         if data.ndim != 2:
             raise ValueError(f"each cutout in a list must be 2-D; X[{i}] has shape {data.shape}")
-        factor = check_unit(nd.unit, unit)
+        # e.g. PADDED, set by cutouts.extract_cutouts for mosaic-edge sources
+        flags.append(int((nd.meta or {}).get("flag", 0)))
+        factor = check_unit(_pixel_unit(nd.unit), unit)
         std = None if nd.uncertainty is None else _std_array(nd.uncertainty)
         if factor != 1.0:
             data = data * factor
@@ -324,7 +356,14 @@ def _from_list(X, scale_default, zp_default):
         zeropoints.append(zp_default if zp is None else zp + 2.5 * np.log10(factor))
     return Stamps(items=items, unit=unit, pixel_scale=np.array(scales),
                   zeropoint=_unit_zeropoint(unit, np.array(zeropoints)),
-                  flag=np.zeros(len(items), np.int64))
+                  flag=np.array(flags, np.int64))
+
+
+def _pixel_unit(unit):
+    """The pixel unit, with dimensionless read as no unit (a plain array)."""
+    if unit is None or u.Unit(unit) == u.dimensionless_unscaled:
+        return None
+    return u.Unit(unit)
 
 
 def _std_array(uncertainty):

@@ -71,7 +71,8 @@ def run_demo(n_galaxies=1000, *, stamp_size=48, architecture="light", max_epochs
         print(f"Simulating {n_galaxies} galaxies ({stamp_size}x{stamp_size} px, "
               "HST/CANDELS F160W-like)...")
     images, truth = simulate_galaxies(n_galaxies, stamp_size=stamp_size, ranges=DEMO_RANGES,
-                                      random_state=random_state, verbose=bool(verbose))
+                                      n_jobs=-1, random_state=random_state,
+                                      verbose=bool(verbose))
     timings["simulate"] = time.perf_counter() - start
     n_test = max(1, int(round(test_fraction * n_galaxies)))
     train, test = slice(0, n_galaxies - n_test), slice(n_galaxies - n_test, n_galaxies)

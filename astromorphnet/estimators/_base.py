@@ -28,6 +28,9 @@ __all__ = ["BaseSersicRegressor", "load"]
 PREDICT_CHUNK = 4096
 #: Batch size of the network's forward pass in ``predict``.
 PREDICT_BATCH = 256
+#: On-disk training sets whose network input exceeds this many bytes stream
+#: from disk instead of being loaded.
+IN_MEMORY_LIMIT = 2 * 2**30
 _OUTPUTS = ("catalog", "array")
 
 
@@ -48,6 +51,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         if unknown:
             raise ValueError(f"log_targets {sorted(unknown)} are not Sérsic parameters; "
                              f"choose among {TARGETS}")
+        if y is None:
+            y = getattr(X, "truth", None)  # a simulated set carries its labels
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
                              "target y is None")
@@ -149,28 +154,42 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             return order, order[:0]
         return order[n_val:], order[:n_val]
 
-    def _keras_fit(self, x, z, sample_weight, seed, epochs=None, batch_size=None):
+    def _keras_fit(self, stamps, z, sample_weight, seed, epochs=None, batch_size=None):
         """``model_.fit`` with early stopping on a validation split.
 
-        ``sample_weight`` is the validated float32 array from
-        ``_validate_fit_inputs``, or None.
+        In-memory cutouts are preprocessed once into arrays; on-disk sets
+        larger than `IN_MEMORY_LIMIT` bytes stream in contiguous blocks
+        (`~astromorphnet.estimators._data.BlockSequence`), so memory stays bounded.  ``sample_weight`` is the
+        validated float32 array from ``_validate_fit_inputs``, or None.
         """
         import keras
 
-        train, val = self._split(len(x), seed)
-        sw = sample_weight
-        monitor = "val_loss" if len(val) else "loss"
+        batch_size = batch_size or self.batch_size
+        n = len(stamps)
+        nbytes = n * int(np.prod(self.input_shape_)) * 4
+        if stamps.on_disk and nbytes > IN_MEMORY_LIMIT:
+            from ._data import BlockSequence, block_split
+
+            train, val = block_split(n, batch_size, self.validation_fraction, seed)
+            data = BlockSequence(self, stamps, z, sample_weight, train, shuffle=seed)
+            validation = BlockSequence(self, stamps, z, sample_weight, val) if val else None
+            fit_args = dict(x=data)
+        else:
+            x, _ = self._read(stamps, 0, n)
+            train, val = self._split(n, seed)
+            sw = sample_weight
+            validation = None
+            if len(val):
+                validation = (x[val], z[val]) if sw is None else (x[val], z[val], sw[val])
+            fit_args = dict(x=x[train], y=z[train], batch_size=batch_size, shuffle=True,
+                            sample_weight=None if sw is None else sw[train])
+        monitor = "val_loss" if validation is not None else "loss"
         stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
                                              restore_best_weights=True)
-        validation = None
-        if len(val):
-            validation = (x[val], z[val]) if sw is None else (x[val], z[val], sw[val])
         start = time.perf_counter()
-        history = self.model_.fit(
-            x[train], z[train], sample_weight=None if sw is None else sw[train],
-            validation_data=validation, epochs=epochs or self.max_epochs,
-            batch_size=batch_size or self.batch_size, callbacks=[stop], shuffle=True,
-            verbose=self.verbose)
+        history = self.model_.fit(**fit_args, validation_data=validation,
+                                  epochs=epochs or self.max_epochs, callbacks=[stop],
+                                  verbose=self.verbose)
         self.history_ = history.history
         self.n_epochs_ = len(history.epoch)
         if self.verbose:

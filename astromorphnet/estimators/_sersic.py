@@ -121,7 +121,7 @@ class SersicCNNRegressor(BaseSersicRegressor):
         self.random_state = random_state
         self.verbose = verbose
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the network on labelled cutouts.
 
         Parameters
@@ -129,11 +129,14 @@ class SersicCNNRegressor(BaseSersicRegressor):
         X : cutouts
             A list of 2-D `~astropy.nddata.NDData`/`~astropy.nddata.CCDData`
             (masks, uncertainties, units and WCS are honoured), one 3-D
-            `~astropy.nddata.NDData`, or an array ``(n, ny, nx[, 1])``.
-        y : `~astropy.table.QTable` or array-like
+            `~astropy.nddata.NDData`, an array ``(n, ny, nx[, 1])``, or an
+            on-disk set (`~astromorphnet.simulation.SimulatedDataset`, an
+            h5py dataset), streamed from disk when large.
+        y : `~astropy.table.QTable` or array-like, optional
             One row per cutout: a table with the ``targets`` as columns
             (units converted) or an array ``(n, len(targets))`` in ABmag,
-            pix and dimensionless units.
+            pix and dimensionless units.  Optional for a
+            `~astromorphnet.simulation.SimulatedDataset` (its ``truth``).
         sample_weight : array-like of shape (n,), optional
             Per-cutout loss weights.
 
@@ -149,7 +152,6 @@ class SersicCNNRegressor(BaseSersicRegressor):
         stamps, labels, sample_weight = self._validate_fit_inputs(X, y, sample_weight)
         z = self._fit_preprocessing(stamps, labels)
         seed = self._seed()
-        x, _ = self._read(stamps, 0, len(stamps))
         self.model_ = self._build_model(z.shape[1])
-        self._keras_fit(x, z, sample_weight, seed)
+        self._keras_fit(stamps, z, sample_weight, seed)
         return self

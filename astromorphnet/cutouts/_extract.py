@@ -1,0 +1,554 @@
+"""Cutouts of the galaxies in a mosaic, their neighbours masked.
+
+Sources are found (or given) on a background-subtracted mosaic; photutils'
+segmentation (`~photutils.segmentation.detect_sources` then
+`~photutils.segmentation.deblend_sources`) tells which pixels belong to
+which source, so every cutout can mask the pixels of its neighbours.  The
+cutouts are `~astropy.nddata.CCDData` that every astromorphnet estimator
+reads directly.
+"""
+
+import datetime
+import importlib.util
+import os
+import warnings
+from collections import namedtuple
+
+import astropy
+import astropy.units as u
+import numpy as np
+import photutils
+from astropy.convolution import convolve
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import CCDData, Cutout2D, NDData, StdDevUncertainty
+from astropy.table import QTable, Table
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS
+from photutils.background import Background2D
+from photutils.segmentation import (SourceCatalog, deblend_sources, detect_sources,
+                                    make_2dgaussian_kernel)
+from photutils.utils import NoDetectionsWarning
+from scipy.ndimage import binary_dilation
+
+from .._input import _meta_zeropoint, _std_array
+from ..catalog._flags import MASKED_FRACTION_LIMIT, SersicFlag
+
+__all__ = ["CutoutExtraction", "extract_cutouts"]
+
+#: Unit given to cutouts of a mosaic that has none (`~astropy.nddata.CCDData` needs
+#: one); the estimators read it as "no unit", like a plain array.
+DEFAULT_UNIT = u.dimensionless_unscaled
+
+#: Table columns read as pixel positions, then as sky positions, in this order.
+_PIXEL_COLUMNS = (("x", "y"), ("x_centroid", "y_centroid"), ("xcentroid", "ycentroid"))
+_SKY_COLUMNS = ("skycoord", "sky_centroid")
+
+CutoutExtraction = namedtuple("CutoutExtraction",
+                              ["cutouts", "table", "segmentation", "background"])
+CutoutExtraction.__doc__ = """What `extract_cutouts` returns.
+
+Attributes
+----------
+cutouts : list of `~astropy.nddata.CCDData`
+    One cutout per source, in the order of ``table``.
+table : `~astropy.table.QTable`
+    One row per cutout.
+segmentation : `~photutils.segmentation.SegmentationImage` or None
+    The (deblended) segmentation image of the mosaic; None when no source
+    was detected.
+background : `~photutils.background.Background2D`
+    The background (and background RMS) model of the mosaic; its
+    ``background`` and ``background_rms`` maps are interpolated anew at each
+    access.
+"""
+
+_Mosaic = namedtuple("_Mosaic", ["data", "std", "bad", "wcs", "unit", "meta"])
+
+
+def extract_cutouts(mosaic, positions=None, *, size=64, error=None, weight=None, mask=None,
+                    wcs=None, subtract_background=True, box_size=64, filter_size=3,
+                    threshold=1.5, n_pixels=10, kernel_fwhm=3.0, deblend=True, n_levels=32,
+                    contrast=0.001, dilate=2):
+    """Cut out the galaxies of a mosaic, masking their neighbours.
+
+    The background is estimated with `~photutils.background.Background2D`
+    and subtracted.  Sources are detected on the background-subtracted
+    mosaic, smoothed with a Gaussian kernel, above ``threshold`` times the
+    background RMS (`~photutils.segmentation.detect_sources`) and deblended
+    (`~photutils.segmentation.deblend_sources`).  Without ``positions`` the
+    cutouts are centred on the sources' centroids
+    (`~photutils.segmentation.SourceCatalog`); with ``positions`` they are
+    centred there and the segmentation only serves to mask neighbours.
+
+    Parameters
+    ----------
+    mosaic : `~astropy.nddata.NDData`, array-like, `~astropy.units.Quantity` or path
+        The image: an `~astropy.nddata.NDData` / `~astropy.nddata.CCDData`
+        (its ``wcs``, ``mask``, ``uncertainty`` and ``unit`` are used), a
+        2-D array, or the path of a FITS file (read with
+        `~astropy.nddata.CCDData.read`, from the first HDU holding data).
+    positions : `~astropy.coordinates.SkyCoord`, array-like or `~astropy.table.Table`, optional
+        Where to cut: sky positions (need a WCS), an ``(N, 2)`` array of
+        0-based pixel ``(x, y)``, or a table with pixel columns
+        ``x``/``y`` (or ``x_centroid``/``y_centroid``, ``xcentroid``/``ycentroid``)
+        or sky columns ``skycoord`` / ``sky_centroid`` (a
+        `~astropy.coordinates.SkyCoord`) or ``ra``/``dec`` (degrees when
+        unitless); pixel columns are preferred.  The ``table`` returned by
+        this function is accepted.  Default: detect the sources.
+    size : int or tuple of int, optional
+        Cutout shape ``(ny, nx)``; an int gives a square.
+    error : array-like, `~astropy.units.Quantity` or path, optional
+        Per-pixel standard deviation, in the mosaic's unit.  Non-finite
+        values are masked.
+    weight : array-like or path, optional
+        Per-pixel inverse variance; the uncertainty is ``1 / sqrt(weight)``
+        and pixels of zero (or negative, or non-finite) weight are masked.
+        Give ``error`` or ``weight``, not both.
+    mask : array-like or path, optional
+        Bad pixels (True = bad).
+    wcs : `~astropy.wcs.WCS`, optional
+        The mosaic's WCS, needed for sky positions and sky coordinates.
+    subtract_background : bool, optional
+        Whether to subtract the background model from the cutouts (the RMS
+        model sets the detection threshold either way).  Give False for
+        mosaics that are already background-subtracted.
+    box_size : int or tuple of int, optional
+        `~photutils.background.Background2D` box size in pixels.
+    filter_size : int or tuple of int, optional
+        `~photutils.background.Background2D` median filter size in boxes.
+    threshold : float, optional
+        Detection threshold in units of the background RMS, applied to the
+        smoothed image.
+    n_pixels : int, optional
+        Minimum number of connected pixels of a source (and of a deblended
+        source).
+    kernel_fwhm : float or None, optional
+        FWHM (pixels) of the Gaussian smoothing kernel of the detection
+        image (about the PSF's); None detects on the unsmoothed image.
+    deblend : bool, optional
+        Whether to deblend overlapping sources.
+    n_levels : int, optional
+        Number of deblending thresholds.
+    contrast : float, optional
+        Minimum flux fraction of a deblended component.
+    dilate : int, optional
+        Radius in pixels by which the neighbours' segments are grown before
+        masking them (their faint wings lie outside the segment).  The
+        source's own segment is never masked.
+
+    Returns
+    -------
+    result : `CutoutExtraction`
+        A named tuple ``(cutouts, table, segmentation, background)``:
+
+        - ``cutouts``: list of `~astropy.nddata.CCDData` of shape ``size``,
+          background-subtracted (unless ``subtract_background=False``),
+          with the cutout's WCS, a `~astropy.nddata.StdDevUncertainty`
+          when ``error``/``weight`` (or the NDData's uncertainty) is given,
+          the mosaic's unit (dimensionless when it has none) and a boolean
+          ``mask``: True on neighbours' (dilated) segments, on pixels
+          beyond the mosaic's edge (whose data are NaN), and on bad pixels
+          (``mask``, NaN, zero weight).  ``meta`` holds ``id``, ``x``,
+          ``y`` (0-based position in the mosaic), ``label`` (the source's
+          segment, 0 when it has none), ``flag`` (an int of
+          `~astromorphnet.catalog.SersicFlag` bits: ``PADDED`` when the
+          cutout crosses the mosaic's edge, ``MASKED`` when more than
+          `~astromorphnet.catalog.MASKED_FRACTION_LIMIT` of it is masked)
+          and ``zeropoint`` when the mosaic's meta/header gives one.
+        - ``table``: `~astropy.table.QTable` with one row per cutout:
+          ``id``, ``x``, ``y`` [pix], ``skycoord`` (with a celestial WCS),
+          ``label``, ``area`` [pix²] and ``segment_flux`` (sum of the
+          background-subtracted segment pixels) of the source's segment
+          (0 and NaN without one), and ``flag``.
+        - ``segmentation``: the `~photutils.segmentation.SegmentationImage`.
+        - ``background``: the `~photutils.background.Background2D`.
+
+    Raises
+    ------
+    ValueError
+        If the mosaic is not 2-D, empty or has no valid pixel; ``size`` is
+        not positive; ``error``/``weight``/``mask`` do not match the
+        mosaic's shape, or both ``error`` and ``weight`` are given;
+        ``positions`` are not ``(N, 2)``, not finite, lack the columns
+        needed, or (a centre) lie outside the mosaic; sky positions are
+        given without a celestial WCS; or a detection option is invalid.
+    TypeError
+        If ``wcs`` is not an `~astropy.wcs.WCS`.
+    ImportError
+        If ``deblend`` is True and scikit-image (which photutils' deblending
+        needs) is not installed.
+
+    Warns
+    -----
+    photutils.utils.NoDetectionsWarning
+        When no ``positions`` are given and no source is detected: the
+        result then holds no cutout and an empty table.
+    astropy.utils.exceptions.AstropyUserWarning
+        When a keyword duplicates an attribute of an NDData mosaic (the
+        NDData's is used).
+
+    Notes
+    -----
+    Edge sources are kept: their cutouts are padded with masked NaN pixels
+    and flagged ``PADDED``.  A position whose centre lies outside the mosaic
+    raises instead, so the cutouts always match the positions one to one.
+
+    A cutout always carries a unit (dimensionless for a unitless mosaic,
+    which estimators treat like a plain array).  Estimators check that the
+    cutouts' unit is the one they were fitted with.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astromorphnet.cutouts import extract_cutouts
+    >>> rng = np.random.default_rng(0)
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> image = rng.normal(0.0, 1.0, (128, 128))
+    >>> for x0, y0 in [(40.2, 50.7), (90.6, 80.1)]:
+    ...     image += 50 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / 8)
+    >>> result = extract_cutouts(image, size=32)
+    >>> len(result.cutouts), result.cutouts[0].shape
+    (2, (32, 32))
+    >>> result.table["x"].value.round(1).tolist(), result.table["y"].value.round(1).tolist()
+    ([40.2, 90.6], [50.7, 80.1])
+    >>> result.cutouts[0].meta["flag"]  # not padded, little masked
+    0
+    """
+    shape = _check_size(size)
+    _check_detection(threshold=threshold, n_pixels=n_pixels, kernel_fwhm=kernel_fwhm,
+                     n_levels=n_levels, contrast=contrast, dilate=dilate, deblend=deblend)
+    image = _unpack(mosaic, error=error, weight=weight, mask=mask, wcs=wcs)
+    given = None if positions is None else _pixel_positions(positions, image.wcs,
+                                                            image.data.shape)
+
+    bkg = _background(image.data, image.bad, box_size, filter_size)
+    # Background2D interpolates its maps anew at every access: read each once.
+    data = _subtract(image.data, bkg.background if subtract_background else None, image.bad)
+    convolved = _smooth(data, kernel_fwhm)
+    with warnings.catch_warnings():
+        # Said below in this function's words, or beside the point with positions.
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        segm = _detect(convolved, threshold * bkg.background_rms, n_pixels, image.bad)
+    if segm is not None and deblend:
+        segm = _deblend(convolved, segm, n_pixels, n_levels, contrast)
+
+    if given is not None:
+        x, y = given
+        labels = _labels_at(segm, x, y)
+    elif segm is None:
+        warnings.warn(
+            f"no source detected in the mosaic (threshold={threshold} x background RMS, "
+            f"n_pixels={n_pixels}): returning no cutout; lower threshold or n_pixels, or "
+            "give positions", NoDetectionsWarning, stacklevel=2)
+        x = y = np.empty(0)
+        labels = np.empty(0, np.int64)
+    else:
+        x, y, labels = _centroids(data, segm, convolved, image.bad)
+
+    cutouts = _make_cutouts(data, image, segm, x, y, labels, shape, dilate)
+    areas, fluxes = _segment_sums(data, segm, labels)
+    flags = np.array([c.meta["flag"] for c in cutouts], np.int64)
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "version": {"astromorphnet": _version(), "photutils": photutils.__version__,
+                        "astropy": astropy.__version__, "numpy": np.__version__},
+            "positions": "detected" if given is None else "given",
+            "size": shape, "threshold": threshold, "n_pixels": n_pixels,
+            "kernel_fwhm": kernel_fwhm, "deblend": deblend, "dilate": dilate,
+            "background_subtracted": bool(subtract_background)}
+    table = _table(x, y, labels, areas, fluxes, flags, image.wcs, image.unit, meta)
+    return CutoutExtraction(cutouts, table, segm, bkg)
+
+
+def _version():
+    from .. import __version__
+
+    return __version__
+
+
+def _check_size(size):
+    shape = (size, size) if np.isscalar(size) else tuple(size)
+    if len(shape) != 2 or not all(np.isscalar(s) and int(s) == s and s > 0 for s in shape):
+        raise ValueError(f"size must be a positive int or (ny, nx) of positive ints; "
+                         f"got {size!r}")
+    return tuple(int(s) for s in shape)
+
+
+def _check_detection(*, threshold, n_pixels, kernel_fwhm, n_levels, contrast, dilate,
+                     deblend):
+    if not threshold > 0:
+        raise ValueError(f"threshold must be positive (in units of the background RMS); "
+                         f"got {threshold!r}")
+    if not (int(n_pixels) == n_pixels and n_pixels >= 1):
+        raise ValueError(f"n_pixels must be a positive int; got {n_pixels!r}")
+    if kernel_fwhm is not None and not kernel_fwhm > 0:
+        raise ValueError(f"kernel_fwhm must be positive (pixels) or None; got {kernel_fwhm!r}")
+    if not (int(n_levels) == n_levels and n_levels >= 1):
+        raise ValueError(f"n_levels must be a positive int; got {n_levels!r}")
+    if not 0 <= contrast <= 1:
+        raise ValueError(f"contrast must lie in [0, 1]; got {contrast!r}")
+    if not (int(dilate) == dilate and dilate >= 0):
+        raise ValueError(f"dilate must be a non-negative int (pixels); got {dilate!r}")
+    # photutils imports scikit-image only when a segment has several peaks: without
+    # this check a survey run would fail on its first blend, not on its first call.
+    if deblend and importlib.util.find_spec("skimage") is None:
+        raise ImportError("deblending (deblend=True) needs scikit-image, an optional "
+                          "dependency of photutils: pip install scikit-image, or pass "
+                          "deblend=False")
+
+
+def _read_ccddata(path):
+    """Read a FITS image, from the first HDU holding data, as CCDData."""
+    with fits.open(path) as hdul:
+        index = next((i for i, hdu in enumerate(hdul)
+                      if hdu.is_image and hdu.header.get("NAXIS", 0) > 0), None)
+        if index is None:
+            raise ValueError(f"{os.fspath(path)!r} holds no image HDU")
+        has_unit = "BUNIT" in hdul[index].header
+    return CCDData.read(path, hdu=index, unit=None if has_unit else DEFAULT_UNIT)
+
+
+def _unpack(mosaic, *, error, weight, mask, wcs):
+    """Validate the mosaic and its maps once: data, std, bad pixels, wcs, unit."""
+    if isinstance(mosaic, (str, os.PathLike)):
+        mosaic = _read_ccddata(mosaic)
+    unit, meta = None, {}
+    if isinstance(mosaic, NDData):
+        given = {"wcs": (wcs, mosaic.wcs), "mask": (mask, mosaic.mask),
+                 "error": (error, mosaic.uncertainty), "weight": (weight, mosaic.uncertainty)}
+        for key, (keyword, attribute) in given.items():
+            if keyword is not None and attribute is not None:
+                warnings.warn(f"the {key!r} keyword is ignored: the mosaic NDData's own "
+                              f"{'uncertainty' if key in ('error', 'weight') else key} is used",
+                              AstropyUserWarning, stacklevel=3)
+        wcs = wcs if mosaic.wcs is None else mosaic.wcs
+        mask = mask if mosaic.mask is None else mosaic.mask
+        if mosaic.uncertainty is not None:
+            error, weight = _std_array(mosaic.uncertainty), None
+        unit, meta, data = mosaic.unit, mosaic.meta or {}, mosaic.data
+    elif isinstance(mosaic, u.Quantity):
+        unit, data = mosaic.unit, mosaic.value
+    else:
+        data = mosaic
+    data = np.asanyarray(data)
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"the mosaic must hold real numbers; got dtype {data.dtype}")
+    if data.ndim != 2:
+        raise ValueError(f"the mosaic must be a 2-D image; got an array of shape {data.shape}")
+    if data.size == 0:
+        raise ValueError(f"the mosaic is empty (shape {data.shape})")
+    # Cutout2D pads with NaN, which needs floats; float32 mosaics stay float32.
+    data = np.asarray(data, np.result_type(data.dtype, np.float32))
+    if wcs is not None and not isinstance(wcs, WCS):
+        raise TypeError(f"wcs must be an astropy.wcs.WCS (Cutout2D needs one); "
+                        f"got {type(wcs).__name__}")
+
+    bad = ~np.isfinite(data)
+    if mask is not None:
+        bad |= _map(mask, "mask", data.shape).astype(bool)
+    if error is not None and weight is not None:
+        raise ValueError("give either error (standard deviation) or weight (inverse "
+                         "variance), not both")
+    std = None
+    if error is not None:
+        std = _map(error, "error", data.shape, unit)
+    elif weight is not None:
+        weight = _map(weight, "weight", data.shape)
+        good = np.isfinite(weight) & (weight > 0)
+        std = np.full(data.shape, np.inf, data.dtype)
+        std[good] = 1.0 / np.sqrt(weight[good])
+    if std is not None:
+        bad |= ~np.isfinite(std)
+    if bad.all():
+        raise ValueError("the mosaic has no finite, unmasked pixel (all NaN, masked or of "
+                         "zero weight)")
+    return _Mosaic(data, std, bad, wcs, DEFAULT_UNIT if unit is None else unit, meta)
+
+
+def _map(value, what, shape, unit=None):
+    """A per-pixel map (array, Quantity or FITS path) of the mosaic's shape."""
+    if isinstance(value, (str, os.PathLike)):
+        value = fits.getdata(value)
+    if isinstance(value, u.Quantity):
+        value = value.to_value(unit) if unit is not None else value.value
+    value = np.asanyarray(value)
+    if value.shape != shape:
+        raise ValueError(f"{what} must have the mosaic's shape {shape}; got {value.shape}")
+    return value if what == "mask" else np.asarray(value, np.result_type(value, np.float32))
+
+
+def _pixel_positions(positions, wcs, shape):
+    """0-based pixel ``(x, y)`` arrays from any supported form of positions."""
+    if isinstance(positions, Table):
+        positions = _table_positions(positions)
+    if isinstance(positions, SkyCoord):
+        if wcs is None or not wcs.has_celestial:
+            raise ValueError("positions given as sky coordinates need a celestial WCS: "
+                             "pass wcs=..., a CCDData/NDData mosaic with a WCS, or pixel "
+                             "positions")
+        x, y = wcs.world_to_pixel(positions.reshape(-1))
+    else:
+        xy = np.asarray(positions, dtype=float)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError(f"a positions array must have shape (N, 2) holding pixel "
+                             f"(x, y); got shape {xy.shape}")
+        x, y = xy.T
+    x, y = np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float))
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise ValueError(f"positions must be finite; {bad.sum()} are not (indices "
+                         f"{np.flatnonzero(bad)[:10].tolist()})")
+    ny, nx = shape
+    outside = (x < -0.5) | (x >= nx - 0.5) | (y < -0.5) | (y >= ny - 0.5)
+    if outside.any():
+        raise ValueError(
+            f"{outside.sum()} position(s) lie outside the {ny}x{nx} mosaic (indices "
+            f"{np.flatnonzero(outside)[:10].tolist()}); drop them first, e.g. with "
+            "wcs.footprint_contains(coords)")
+    return x, y
+
+
+def _table_positions(table):
+    for xname, yname in _PIXEL_COLUMNS:
+        if xname in table.colnames and yname in table.colnames:
+            return np.column_stack([_pixel_values(table[xname]), _pixel_values(table[yname])])
+    for name in _SKY_COLUMNS:
+        if name in table.colnames:
+            return table[name]
+    if "ra" in table.colnames and "dec" in table.colnames:
+        ra, dec = (table[c] if getattr(table[c], "unit", None) is not None
+                   else np.asarray(table[c]) * u.deg for c in ("ra", "dec"))
+        return SkyCoord(u.Quantity(ra), u.Quantity(dec))
+    raise ValueError(
+        f"a positions table needs pixel columns {' or '.join('/'.join(p) for p in _PIXEL_COLUMNS)}"
+        f", a SkyCoord column {' or '.join(_SKY_COLUMNS)}, or ra/dec columns; "
+        f"got {table.colnames}")
+
+
+def _pixel_values(column):
+    if getattr(column, "unit", None) is not None:
+        return u.Quantity(column).to_value(u.pix)
+    return np.asarray(column, float)
+
+
+def _background(data, bad, box_size, filter_size):
+    box = np.minimum(np.broadcast_to(box_size, 2), data.shape)
+    return Background2D(data, tuple(int(b) for b in box), mask=bad, filter_size=filter_size)
+
+
+def _subtract(data, background, bad):
+    """Background-subtracted pixels, bad ones 0 so they cannot be detected."""
+    out = data - background.astype(data.dtype) if background is not None else data.copy()
+    out[bad] = 0.0
+    return out
+
+
+def _smooth(data, kernel_fwhm):
+    if kernel_fwhm is None:
+        return data
+    kernel = make_2dgaussian_kernel(kernel_fwhm, size=2 * int(np.ceil(kernel_fwhm)) + 1)
+    return convolve(data, kernel)
+
+
+def _detect(convolved, threshold, n_pixels, bad):
+    return detect_sources(convolved, threshold, n_pixels, mask=bad)
+
+
+def _deblend(convolved, segm, n_pixels, n_levels, contrast):
+    return deblend_sources(convolved, segm, n_pixels, n_levels=n_levels, contrast=contrast,
+                           progress_bar=False)
+
+
+def _centroids(data, segm, convolved, bad):
+    """Centroids (of the smoothed image, less noisy) and labels of all segments."""
+    catalog = SourceCatalog(data, segm, convolved_data=convolved, mask=bad)
+    return (np.asarray(catalog.x_centroid, float), np.asarray(catalog.y_centroid, float),
+            np.asarray(catalog.label, np.int64))
+
+
+def _labels_at(segm, x, y):
+    """The segment under each position (0: background, or no segmentation)."""
+    if segm is None:
+        return np.zeros(len(x), np.int64)
+    # Pixel i spans [i - 0.5, i + 0.5): floor(v + 0.5) is the pixel holding v.
+    rows = np.floor(y + 0.5).astype(np.intp)
+    cols = np.floor(x + 0.5).astype(np.intp)
+    return segm.data[rows, cols].astype(np.int64)
+
+
+def _segment_sums(data, segm, labels):
+    """Area [pix²] and flux sum of each label's segment (0, NaN for label 0)."""
+    if segm is None or len(labels) == 0:
+        return np.zeros(len(labels)), np.full(len(labels), np.nan)
+    flat = segm.data.ravel()
+    areas = np.bincount(flat, minlength=segm.max_label + 1).astype(float)
+    fluxes = np.bincount(flat, weights=data.ravel(), minlength=segm.max_label + 1)
+    fluxes[0] = np.nan
+    return areas[labels] * (labels > 0), fluxes[labels]
+
+
+def _window(array, y0, x0, shape, fill):
+    """``array[y0:y0+ny, x0:x0+nx]`` with ``fill`` where that leaves the array."""
+    out = np.full(shape, fill, dtype=array.dtype)
+    ylo, xlo = max(y0, 0), max(x0, 0)
+    yhi, xhi = min(y0 + shape[0], array.shape[0]), min(x0 + shape[1], array.shape[1])
+    if ylo < yhi and xlo < xhi:
+        out[ylo - y0:yhi - y0, xlo - x0:xhi - x0] = array[ylo:yhi, xlo:xhi]
+    return out
+
+
+def _disk(radius):
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return xx**2 + yy**2 <= radius**2
+
+
+def _make_cutouts(data, image, segm, x, y, labels, shape, dilate):
+    ny, nx = shape
+    footprint = _disk(dilate) if dilate else None
+    zeropoint = _meta_zeropoint(image.meta)
+    cutouts = []
+    for i, (xi, yi, label) in enumerate(zip(x, y, labels)):
+        cut = Cutout2D(data, (xi, yi), shape, wcs=image.wcs, mode="partial",
+                       fill_value=np.nan, copy=True)
+        inside, original = cut.slices_cutout, cut.slices_original
+        y0, x0 = (o.start - c.start for o, c in zip(original, inside))
+        mask = np.ones(shape, bool)
+        mask[inside] = image.bad[original]
+        padded = mask[inside].shape != shape
+        if segm is not None:
+            # Neighbours just beyond the cutout's edge can dilate into it.
+            grown = (ny + 2 * dilate, nx + 2 * dilate)
+            seg = _window(segm.data, y0 - dilate, x0 - dilate, grown, 0)
+            others = (seg != 0) & (seg != label)
+            if footprint is not None:
+                others = binary_dilation(others, structure=footprint)
+            core = (slice(dilate, dilate + ny), slice(dilate, dilate + nx))
+            mask |= others[core] & (seg[core] != label)
+        flag = SersicFlag.PADDED if padded else SersicFlag(0)
+        if mask.mean() > MASKED_FRACTION_LIMIT:
+            flag |= SersicFlag.MASKED
+        uncertainty = None
+        if image.std is not None:
+            uncertainty = StdDevUncertainty(_window(image.std, y0, x0, shape, np.nan))
+        meta = {"id": i + 1, "x": float(xi), "y": float(yi), "label": int(label),
+                "flag": int(flag)}
+        if zeropoint is not None:
+            meta["zeropoint"] = zeropoint
+        cutouts.append(CCDData(cut.data, unit=image.unit, wcs=cut.wcs, mask=mask,
+                               uncertainty=uncertainty, meta=meta))
+    return cutouts
+
+
+def _table(x, y, labels, areas, fluxes, flags, wcs, unit, meta):
+    table = QTable(meta=meta)
+    table["id"] = np.arange(1, len(x) + 1)
+    table["x"] = np.asarray(x, float) * u.pix
+    table["y"] = np.asarray(y, float) * u.pix
+    if wcs is not None and wcs.has_celestial:
+        table["skycoord"] = wcs.celestial.pixel_to_world(np.asarray(x, float),
+                                                         np.asarray(y, float))
+    table["label"] = np.asarray(labels, np.int64)
+    table["area"] = np.asarray(areas, float) * u.pix**2
+    table["segment_flux"] = np.asarray(fluxes, float) * unit
+    table["flag"] = np.asarray(flags, np.int64)
+    return table

@@ -1,0 +1,157 @@
+"""Galaxy parameter tables: ranges, distributions, validation."""
+
+import astropy.units as u
+import numpy as np
+from astropy.table import QTable
+from sklearn.utils import check_random_state
+
+from ..catalog._targets import TARGET_UNITS, TARGETS, labels_to_array
+
+__all__ = ["THESIS_RANGES", "check_truth", "draw_parameters"]
+
+#: Parameter ranges of the reference thesis's simulations (its Table 3.2),
+#: for HST/CANDELS F160W 128×128 stamps at 0.06"/pixel.
+THESIS_RANGES = {
+    "mag": (16.0, 27.0),
+    "r_eff": (1.3, 50.2),
+    "sersic_n": (0.3, 6.2),
+    "ellipticity": (0.0, 1.0),
+}
+
+# GalSim's Sérsic is defined for 0.3 <= n <= 6.2; the last digit of round-off
+# at 6.2 trips its range check, hence the margin.
+_N_LIMITS = (0.3, 6.2 - 1e-9)
+#: The flattest galaxy drawn: b/a = 1 - ellipticity must stay positive.
+_MAX_ELLIPTICITY = 0.95
+
+
+def draw_parameters(n, ranges=None, *, random_state=None):
+    """Draw galaxy parameters uniformly within ranges.
+
+    Parameters
+    ----------
+    n : int
+        Number of galaxies.
+    ranges : dict, optional
+        ``{name: (low, high)}`` (uniform) or ``{name: (low, high, "log")}``
+        (log-uniform) for ``mag`` (AB), ``r_eff`` (pix, semi-major axis),
+        ``sersic_n``, ``ellipticity`` (1 - b/a); missing names take
+        `THESIS_RANGES`.  Ellipticity is capped at 0.95 (b/a stays > 0.05).
+        To draw from your own distribution, build the table yourself and
+        pass it as ``truth`` to `simulate_galaxies` (checked by `check_truth`).
+    random_state : int, `~numpy.random.RandomState` or None
+        Seed.
+
+    Returns
+    -------
+    truth : `~astropy.table.QTable`
+        Columns ``mag`` [ABmag], ``r_eff`` [pix], ``sersic_n``,
+        ``ellipticity``, position angle ``pa`` [deg] and the centre's offset
+        ``dx``, ``dy`` [pix] from the stamp centre (uniform in ±0.5).
+
+    Raises
+    ------
+    ValueError
+        If a range is empty, unknown, or outside what can be drawn
+        (``sersic_n`` outside 0.3–6.2, ``r_eff`` <= 0, ellipticity outside [0, 1)).
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import draw_parameters
+    >>> truth = draw_parameters(3, {"sersic_n": (1, 4)}, random_state=1)
+    >>> truth.colnames
+    ['mag', 'r_eff', 'sersic_n', 'ellipticity', 'pa', 'dx', 'dy']
+    """
+    ranges = {**THESIS_RANGES, **(ranges or {})}
+    unknown = set(ranges) - set(THESIS_RANGES)
+    if unknown:
+        raise ValueError(f"unknown parameter range(s) {sorted(unknown)}; "
+                         f"expected names among {list(THESIS_RANGES)}")
+    ranges = {name: _parse_range(name, spec) for name, spec in ranges.items()}
+    for name, (low, high, _) in ranges.items():
+        if not low <= high:
+            raise ValueError(f"{name} range ({low}, {high}) is empty: low must be <= high")
+    if not (_N_LIMITS[0] <= ranges["sersic_n"][0] and ranges["sersic_n"][1] <= 6.2):
+        raise ValueError(f"sersic_n range {ranges['sersic_n']} is outside GalSim's "
+                         "valid 0.3-6.2")
+    if ranges["r_eff"][0] <= 0:
+        raise ValueError(f"r_eff range {ranges['r_eff']} must be positive (pixels)")
+    if ranges["ellipticity"][0] < 0 or ranges["ellipticity"][1] > 1:
+        raise ValueError(f"ellipticity range {ranges['ellipticity']} must lie in [0, 1)")
+    rng = check_random_state(random_state)
+    truth = QTable()
+    for name, unit in (("mag", u.ABmag), ("r_eff", u.pix), ("sersic_n", None),
+                       ("ellipticity", None)):
+        low, high, log = ranges[name]
+        values = 10 ** rng.uniform(np.log10(low), np.log10(high), n) if log else rng.uniform(
+            low, high, n)
+        if name == "sersic_n":
+            values = np.clip(values, *_N_LIMITS)
+        if name == "ellipticity":
+            values = np.minimum(values, _MAX_ELLIPTICITY)
+        truth[name] = values if unit is None else values * unit
+    truth["pa"] = rng.uniform(0.0, 180.0, n) * u.deg
+    truth["dx"] = rng.uniform(-0.5, 0.5, n) * u.pix
+    truth["dy"] = rng.uniform(-0.5, 0.5, n) * u.pix
+    return truth
+
+
+def _parse_range(name, spec):
+    spec = tuple(spec)
+    if len(spec) == 2:
+        return (float(spec[0]), float(spec[1]), False)
+    if len(spec) == 3 and spec[2] in ("log", "uniform"):
+        if spec[2] == "log" and not spec[0] > 0:
+            raise ValueError(f"{name}: a log-uniform range needs low > 0; got {spec}")
+        return (float(spec[0]), float(spec[1]), spec[2] == "log")
+    raise ValueError(f"{name} range must be (low, high) or (low, high, 'log'); got {spec}")
+
+
+def check_truth(truth):
+    """Check a user-supplied parameter table before drawing it.
+
+    Parameters
+    ----------
+    truth : `~astropy.table.Table`
+        Columns ``mag``, ``r_eff``, ``sersic_n``, ``ellipticity`` (with or
+        without units; ``r_eff`` in pixels) and optionally ``pa`` [deg],
+        ``dx``, ``dy`` [pix].
+
+    Returns
+    -------
+    truth : `~astropy.table.QTable`
+        A copy with units.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, empty, or outside what can be drawn.
+
+    Examples
+    --------
+    >>> from astropy.table import QTable
+    >>> from astromorphnet.simulation import check_truth
+    >>> check_truth(QTable({"mag": [20.0], "r_eff": [3.0], "sersic_n": [7.0],
+    ...                     "ellipticity": [0.2]}))
+    Traceback (most recent call last):
+    ...
+    ValueError: sersic_n values must lie in GalSim's valid 0.3-6.2; got 7 to 7
+    """
+    values = labels_to_array(truth, TARGETS)
+    checks = {"r_eff": (1e-6, np.inf), "sersic_n": (0.3, 6.2),
+              "ellipticity": (0.0, _MAX_ELLIPTICITY)}
+    limits_text = {"r_eff": "> 0 (pixels)", "sersic_n": "GalSim's valid 0.3-6.2",
+                   "ellipticity": f"[0, {_MAX_ELLIPTICITY}]"}
+    for j, name in enumerate(TARGETS):
+        low, high = checks.get(name, (-np.inf, np.inf))
+        if values[:, j].min() < low or values[:, j].max() > high:
+            raise ValueError(f"{name} values must lie in {limits_text[name]}; got "
+                             f"{values[:, j].min():g} to {values[:, j].max():g}")
+    out = QTable()
+    for j, name in enumerate(TARGETS):
+        out[name] = values[:, j] * (TARGET_UNITS[name])
+    out["sersic_n"] = np.clip(values[:, 2], *_N_LIMITS)
+    for name, unit in (("pa", u.deg), ("dx", u.pix), ("dy", u.pix)):
+        if name in truth.colnames:
+            out[name] = u.Quantity(truth[name], unit)
+    return out

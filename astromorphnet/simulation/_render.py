@@ -1,0 +1,173 @@
+"""Fast PSF-convolved Sérsic rendering on an oversampled pixel grid.
+
+GalSim draws a Sérsic⊗PSF by FFT on a grid sized by the *untruncated*
+profile's extent: thousands of pixels a side for n ≳ 4, 0.1–10 s a galaxy.
+Only the stamp is ever kept, so here the profile is evaluated analytically on
+the stamp (plus a PSF-wide margin) oversampled ``k``×, with the unresolved
+central cusp restored from the exact enclosed-light formula, convolved with
+a PSF kernel drawn by GalSim at the oversampled scale, and binned back to
+pixels.  The result agrees with GalSim's exact rendering to well under 1 %
+in flux and half-light radius (see ``tests/test_simulation.py``) and the
+labels are untouched: nothing is truncated inside the stamp.
+"""
+
+import numpy as np
+from scipy.signal import fftconvolve
+from scipy.special import gammainc, gammaincinv
+
+__all__ = ["PSFKernel", "sersic_b", "render_sersic", "sersic_flux_within"]
+
+
+def sersic_b(n):
+    """The Sérsic ``b_n``: half the light lies within ``r_eff``."""
+    return gammaincinv(2.0 * n, 0.5)
+
+
+def sersic_flux_within(radius, flux, r_eff, n):
+    """Light of a Sérsic profile inside the elliptical radius ``radius``."""
+    return flux * gammainc(2.0 * n, sersic_b(n) * (radius / r_eff) ** (1.0 / n))
+
+
+class PSFKernel:
+    """A PSF drawn once at the oversampled scale, ready for convolution.
+
+    Parameters
+    ----------
+    psf : `galsim.GSObject`
+        The PSF profile (without the pixel response, which the binning adds).
+    pixel_scale : float
+        Arcsec per (stamp) pixel.
+    oversampling : int
+        Sub-pixels per pixel along each axis.
+    radius : float, optional
+        Kernel half-width in pixels; default: where 99.8 % of the PSF's light
+        is enclosed, at most ``max_radius``.
+    max_radius : float, optional
+        Cap of the default radius.  Light of extended wings (e.g. an Airy
+        pattern's) beyond it is folded back by normalising the kernel to
+        unit sum, so fluxes are kept; only the far-wing shape is lost.
+    """
+
+    def __init__(self, psf, pixel_scale, oversampling=3, radius=None, max_radius=16):
+        if radius is None:
+            # Enclosed light on a half-pixel grid, relative to the total flux.
+            half = 2 * int(max_radius) + 1
+            probe = psf.drawImage(scale=pixel_scale / 2, method="no_pixel",
+                                  nx=2 * half + 1, ny=2 * half + 1).array
+            yy, xx = np.indices(probe.shape) - half
+            r = np.hypot(xx, yy).ravel() / 2
+            order = np.argsort(r)
+            cum = np.cumsum(probe.ravel()[order]) / psf.flux
+            index = min(np.searchsorted(cum, 0.998), len(cum) - 1)
+            radius = min(max_radius, max(2.0, float(r[order][index])))
+        self.oversampling = oversampling
+        self.radius = int(np.ceil(radius))
+        size = 2 * self.radius * oversampling + 1
+        image = psf.drawImage(nx=size, ny=size, scale=pixel_scale / oversampling,
+                              method="no_pixel").array
+        self.array = image / image.sum()
+
+
+def render_sersic(shape, flux, r_eff, n, q, pa_deg, kernel, *, dx=0.0, dy=0.0, points=None):
+    """Draw a PSF-convolved elliptical Sérsic galaxy into a stamp.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Stamp ``(ny, nx)``.
+    flux : float
+        Total (untruncated) flux.
+    r_eff : float
+        Half-light radius along the semi-major axis, in pixels.
+    n : float
+        Sérsic index.
+    q : float
+        Axis ratio b/a.
+    pa_deg : float
+        Position angle of the major axis from +x, counter-clockwise, degrees.
+    kernel : `PSFKernel`
+        The PSF.
+    dx, dy : float, optional
+        Centre offset from the stamp centre (GalSim's convention), pixels.
+    points : tuple of `~numpy.ndarray`, optional
+        ``(x, y, flux)`` of extra point sources (e.g. star-forming knots),
+        offsets in pixels from the galaxy centre, convolved with the PSF too.
+
+    Returns
+    -------
+    image : `~numpy.ndarray`
+        float64 stamp; light falling outside it is lost, as in a real cutout.
+    """
+    k = kernel.oversampling
+    pad = kernel.radius
+    ny, nx = shape[0] + 2 * pad, shape[1] + 2 * pad
+    # Sub-pixel centres relative to the galaxy centre, in pixels.
+    y = (np.arange(ny * k) + 0.5) / k - ny / 2 - dy
+    x = (np.arange(nx * k) + 0.5) / k - nx / 2 - dx
+    profile = _SersicProfile(flux, r_eff, n, q, pa_deg)
+    sub = profile(x[np.newaxis, :], y[:, np.newaxis]) / k**2
+    _refine_centre(sub, x, y, k, profile)
+    for px, py, pflux in zip(*(points or ((), (), ()))):
+        _deposit(sub, pflux, (px - x[0]) * k - 0.5, (py - y[0]) * k - 0.5)
+    image = fftconvolve(sub, kernel.array, mode="same")
+    image = image.reshape(ny, k, nx, k).sum(axis=(1, 3))
+    return image[pad:pad + shape[0], pad:pad + shape[1]]
+
+
+class _SersicProfile:
+    """Surface brightness of an elliptical Sérsic profile at (x, y) pixels."""
+
+    def __init__(self, flux, r_eff, n, q, pa_deg):
+        from scipy.special import gamma
+
+        self.flux, self.r_eff, self.n, self.q = flux, r_eff, n, q
+        self.cos, self.sin = np.cos(np.deg2rad(pa_deg)), np.sin(np.deg2rad(pa_deg))
+        self.b = sersic_b(n)
+        self.intensity = flux / (2 * np.pi * q * r_eff**2 * n * np.exp(self.b)
+                                 * gamma(2 * n) / self.b ** (2 * n))
+
+    def radius(self, x, y):
+        major = x * self.cos + y * self.sin
+        minor = -x * self.sin + y * self.cos
+        return np.sqrt(major**2 + (minor / self.q) ** 2)
+
+    def __call__(self, x, y):
+        r = self.radius(x, y)
+        return self.intensity * np.exp(-self.b * ((r / self.r_eff) ** (1.0 / self.n) - 1.0))
+
+
+def _refine_centre(sub, x, y, k, profile, half_width=2.0, s=16):
+    """Resample the central sub-pixels finely and restore the unresolved cusp.
+
+    Point sampling misses light where the profile is steep: near the centre
+    of high-n galaxies, a few per cent of the light lies within 0.01 r_eff.
+    Sub-pixels within ``half_width`` pixels of the centre are averaged over
+    ``s``×``s`` points, and the light inside the innermost fine sample is set
+    to its exact value from the enclosed-light formula.
+    """
+    cx, cy = -x[0] * k, -y[0] * k  # fractional sub-pixel index of the centre
+    h = half_width * k
+    x0, x1 = max(0, int(cx - h)), min(len(x), int(cx + h) + 2)
+    y0, y1 = max(0, int(cy - h)), min(len(y), int(cy + h) + 2)
+    if x0 >= x1 or y0 >= y1:
+        return  # centre far off the stamp
+    offsets = ((np.arange(s) + 0.5) / s - 0.5) / k
+    fx = (x[x0:x1, np.newaxis] + offsets).reshape(1, 1, -1, s)
+    fy = (y[y0:y1, np.newaxis] + offsets).reshape(-1, s, 1, 1)
+    fine = profile(fx, fy) / (k * s) ** 2
+    core = 0.75 / (k * s)
+    inside = profile.radius(fx, fy) < core
+    deficit = sersic_flux_within(core, profile.flux, profile.r_eff, profile.n) - fine[
+        np.broadcast_to(inside, fine.shape)].sum()
+    sub[y0:y1, x0:x1] = fine.sum(axis=(1, 3))
+    _deposit(sub, deficit, cx - 0.5, cy - 0.5)
+
+
+def _deposit(sub, amount, fx, fy):
+    """Add ``amount`` at fractional sub-pixel index ``(fx, fy)``, bilinearly."""
+    ix, iy = int(np.floor(fx)), int(np.floor(fy))
+    wx, wy = fx - ix, fy - iy
+    for jy, wgt_y in ((iy, 1 - wy), (iy + 1, wy)):
+        for jx, wgt_x in ((ix, 1 - wx), (ix + 1, wx)):
+            if 0 <= jy < sub.shape[0] and 0 <= jx < sub.shape[1]:
+                sub[jy, jx] += amount * wgt_x * wgt_y

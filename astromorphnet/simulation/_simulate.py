@@ -1,0 +1,331 @@
+"""Simulated survey cutouts: fast rendering, optional realism, parallel, seeded.
+
+Every galaxy gets its own random stream, seeded from ``(random_state,
+index)``, so the images do not depend on ``n_jobs``, on chunking, or on
+where an interrupted run resumed.
+"""
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import astropy.units as u
+import numpy as np
+from astropy.table import QTable
+from astropy.utils.console import ProgressBar
+
+from ._parameters import check_truth, draw_parameters
+from ._render import PSFKernel, render_sersic
+from ._survey import SurveyConfig
+
+__all__ = ["Realism", "simulate_galaxies", "master_seed"]
+
+#: Galaxies rendered per task sent to a worker process.
+_TASK_SIZE = 32
+
+
+class Realism:
+    """Optional departures from a clean single-Sérsic galaxy.
+
+    Use them to build harder training sets, or "real-like" validation sets.
+    The truth table still gives the main galaxy's single-Sérsic parameters
+    (``mag`` counts the knots' light too) and records what was added.
+
+    Parameters
+    ----------
+    knot_fraction : float or (float, float)
+        Fraction of the galaxy's light moved into star-forming knots (point
+        sources distributed as an exponential disk of the same ``r_eff``,
+        axis ratio and angle); a pair draws it uniformly per galaxy.
+    n_knots : int
+        Knots per galaxy (when ``knot_fraction`` > 0).
+    neighbours : float
+        Mean number (Poisson) of neighbouring galaxies per stamp, drawn from
+        the same parameter ranges and placed away from the centre.
+    sky_gradient : float
+        Maximum amplitude of a residual sky plane across the stamp, in
+        units of the background noise's standard deviation.
+    cosmic_rays : float
+        Mean number (Poisson) of cosmic-ray hits (unconvolved streaks of
+        hot pixels, 10–100σ) per stamp.
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import Realism
+    >>> Realism(knot_fraction=(0, 0.3), neighbours=0.5).knot_fraction
+    (0, 0.3)
+    """
+
+    def __init__(self, knot_fraction=0.0, n_knots=10, neighbours=0.0, sky_gradient=0.0,
+                 cosmic_rays=0.0):
+        low, high = np.broadcast_to(np.asarray(knot_fraction, float), (2,)) if np.ndim(
+            knot_fraction) else (knot_fraction, knot_fraction)
+        if not 0 <= low <= high < 1:
+            raise ValueError(f"knot_fraction must lie in [0, 1); got {knot_fraction}")
+        for name, value in (("n_knots", n_knots), ("neighbours", neighbours),
+                            ("sky_gradient", sky_gradient), ("cosmic_rays", cosmic_rays)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0; got {value}")
+        self.knot_fraction = knot_fraction
+        self.n_knots = int(n_knots)
+        self.neighbours = float(neighbours)
+        self.sky_gradient = float(sky_gradient)
+        self.cosmic_rays = float(cosmic_rays)
+
+    def knot_range(self):
+        """``(low, high)`` of the knot fraction."""
+        return tuple(np.broadcast_to(np.asarray(self.knot_fraction, float), (2,)))
+
+    def describe(self):
+        """A JSON-friendly summary."""
+        return {"knot_fraction": list(self.knot_range()), "n_knots": self.n_knots,
+                "neighbours": self.neighbours, "sky_gradient": self.sky_gradient,
+                "cosmic_rays": self.cosmic_rays}
+
+    def __repr__(self):
+        return "Realism(" + ", ".join(f"{k}={v}" for k, v in self.describe().items()) + ")"
+
+
+def master_seed(random_state):
+    """One integer seed from ``random_state`` (drawn at random for None)."""
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    return int(random_state)
+
+
+def _galaxy_rng(seed, index, stream=0):
+    """Galaxy ``index``'s own generator: independent of n_jobs and chunking."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index, stream]))
+
+
+def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None,
+                      realism=None, stamp_size=None, n_jobs=1, random_state=None,
+                      verbose=False):
+    """Simulate noisy, PSF-convolved single-Sérsic galaxy cutouts.
+
+    Galaxies are rendered analytically on an oversampled grid and convolved
+    with the survey PSF (`render_sersic`: flux and half-light radius within
+    1 % of GalSim's exact rendering, ~20–100× faster for random n), then
+    GalSim adds the survey's noise.  Each galaxy is centred within ±0.5 pixel
+    of the stamp centre at a random position angle.
+
+    Conventions: ``r_eff`` is the half-light radius along the **semi-major
+    axis** (GALFIT's; GalSim's circularised ``half_light_radius`` is
+    ``r_eff * sqrt(1 - ellipticity)``); ``mag`` is the total, untruncated AB
+    magnitude (a large galaxy may overflow its stamp, as in real cutouts).
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of galaxies (when ``truth`` is not given).
+    survey : str or `SurveyConfig`, optional
+        A preset name (see `SurveyConfig.from_preset`) or a configuration.
+    truth : `~astropy.table.QTable`, optional
+        Parameters to draw (columns as from `draw_parameters`; ``pa``, ``dx``
+        and ``dy`` default to 0).
+    ranges : dict, optional
+        Parameter ranges/distributions for `draw_parameters`.
+    realism : `Realism`, optional
+        Knots, neighbours, sky gradients, cosmic rays.
+    stamp_size : int, optional
+        Overrides the survey's stamp size.
+    n_jobs : int, optional
+        Worker processes (``-1``: all cores).  Results are identical for any value.
+    random_state : int, `~numpy.random.RandomState` or None
+        Seed of parameters and every galaxy's noise.
+    verbose : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    images : `~numpy.ndarray`
+        float32 ``(n, stamp_size, stamp_size)``, in image units (flux 1 ⇔
+        ``mag = zeropoint``).
+    truth : `~astropy.table.QTable`
+        ``mag`` [ABmag], ``r_eff`` [pix], ``sersic_n``, ``ellipticity``,
+        ``pa`` [deg], ``dx``/``dy`` [pix], realism columns when used, and
+        ``meta`` with the survey (``zeropoint``, ``pixel_scale``, …) and the seed.
+
+    Raises
+    ------
+    ValueError
+        On out-of-range parameters or an unknown survey preset.
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import simulate_galaxies
+    >>> images, truth = simulate_galaxies(2, stamp_size=32, random_state=0)
+    >>> images.shape
+    (2, 32, 32)
+    >>> truth.meta["zeropoint"]
+    25.94
+    """
+    survey = _as_survey(survey, stamp_size)
+    seed = master_seed(random_state)
+    if truth is None:
+        if n is None or n < 1:
+            raise ValueError(f"n must be a positive number of galaxies; got {n}")
+        truth = draw_parameters(n, ranges, random_state=np.random.RandomState(seed % 2**32))
+    else:
+        truth = check_truth(truth)
+    truth = _add_realism_columns(truth, realism, seed)
+    images = np.empty((len(truth), survey.stamp_size, survey.stamp_size), np.float32)
+    for start, block in _render_blocks(truth, survey, realism, seed, n_jobs, verbose):
+        images[start:start + len(block)] = block
+    truth.meta.update(survey_metadata(survey, seed, realism))
+    return images, truth
+
+
+def survey_metadata(survey, seed, realism):
+    """The ``meta`` of a simulated truth table."""
+    return {"zeropoint": survey.zeropoint, "pixel_scale": survey.pixel_scale,
+            "survey": survey.describe(), "seed": seed,
+            "realism": None if realism is None else realism.describe(),
+            "r_eff_convention": "semi-major axis"}
+
+
+def _as_survey(survey, stamp_size):
+    if isinstance(survey, str):
+        survey = SurveyConfig.from_preset(survey)
+    elif not isinstance(survey, SurveyConfig):
+        raise ValueError(f"survey must be a preset name or a SurveyConfig; got {survey!r}")
+    if stamp_size is not None:
+        survey = SurveyConfig(survey.name, pixel_scale=survey.pixel_scale,
+                              zeropoint=survey.zeropoint, psf=survey.psf, noise=survey.noise,
+                              stamp_size=stamp_size, oversampling=survey.oversampling)
+    return survey
+
+
+def _add_realism_columns(truth, realism, seed):
+    """Draw per-galaxy realism settings into the truth table (seeded per galaxy)."""
+    truth = QTable(truth, copy=True)
+    for name, default in (("pa", 0.0 * u.deg), ("dx", 0.0 * u.pix), ("dy", 0.0 * u.pix)):
+        if name not in truth.colnames:
+            truth[name] = np.full(len(truth), default.value) * default.unit
+    if realism is None:
+        return truth
+    low, high = realism.knot_range()
+    n = len(truth)
+    rngs = [_galaxy_rng(seed, i, stream=1) for i in range(n)]
+    truth["knot_fraction"] = [r.uniform(low, high) for r in rngs]
+    truth["n_neighbours"] = [r.poisson(realism.neighbours) for r in rngs]
+    truth["n_cosmic_rays"] = [r.poisson(realism.cosmic_rays) for r in rngs]
+    return truth
+
+
+def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0):
+    """Yield ``(start, images)`` blocks, in order, rendered in worker processes.
+
+    Row ``i`` of ``truth`` is galaxy ``index_offset + i`` for seeding.
+    """
+    columns = {name: np.asarray(getattr(truth[name], "value", truth[name]), float)
+               for name in truth.colnames}
+    tasks = [(index_offset + start, {k: v[start:start + _TASK_SIZE] for k, v in columns.items()})
+             for start in range(0, len(truth), _TASK_SIZE)]
+    n_jobs = os.cpu_count() if n_jobs in (-1, None) else int(n_jobs)
+    kernels = [PSFKernel(psf, survey.pixel_scale, survey.oversampling)
+               for psf in survey.psf_objects()]
+    bar = ProgressBar(len(tasks)) if verbose else None
+    if n_jobs <= 1 or len(tasks) == 1:
+        results = (_render_task(survey, kernels, realism, seed, task) for task in tasks)
+        yield from _with_progress(results, bar, index_offset)
+        return
+    repeat = len(tasks)
+    with ProcessPoolExecutor(n_jobs, initializer=_init_worker) as pool:
+        results = pool.map(_render_task, [survey] * repeat, [kernels] * repeat,
+                           [realism] * repeat, [seed] * repeat, tasks)
+        yield from _with_progress(results, bar, index_offset)
+
+
+def _with_progress(results, bar, index_offset):
+    for start, block in results:
+        if bar is not None:
+            bar.update()
+        yield start - index_offset, block
+
+
+def _init_worker():
+    # GalSim's OpenMP threads would fight the other worker processes.
+    import galsim
+
+    galsim.utilities.set_omp_threads(1, logger=None)
+
+
+def _render_task(survey, kernels, realism, seed, task):
+    import galsim
+
+    start, columns = task
+    size = survey.stamp_size
+    n = len(columns["mag"])
+    block = np.empty((n, size, size), np.float32)
+    for j in range(n):
+        index = start + j
+        row = {k: v[j] for k, v in columns.items()}
+        rng = _galaxy_rng(seed, index)
+        kernel = kernels[rng.integers(len(kernels))]
+        image = _render_galaxy(row, survey, kernel, realism, rng)
+        gs_image = galsim.Image(image, scale=survey.pixel_scale)
+        if survey.noise is not None:
+            survey.noise.add(gs_image, galsim.BaseDeviate(int(rng.integers(1, 2**31 - 1))))
+        if realism is not None:
+            _add_artefacts(gs_image.array, row, realism, survey, rng)
+        block[j] = gs_image.array
+    return start, block
+
+
+def _render_galaxy(row, survey, kernel, realism, rng):
+    flux = 10 ** (-0.4 * (row["mag"] - survey.zeropoint))
+    q = 1.0 - row["ellipticity"]
+    shape = (survey.stamp_size, survey.stamp_size)
+    knots = row.get("knot_fraction", 0.0)
+    points = _knots(flux * knots, row, q, realism.n_knots, rng) if knots > 0 else None
+    image = render_sersic(shape, flux * (1 - knots), row["r_eff"], row["sersic_n"], q,
+                          row["pa"], kernel, dx=row["dx"], dy=row["dy"], points=points)
+    for _ in range(int(row.get("n_neighbours", 0))):
+        image += _neighbour(shape, survey, kernel, rng)
+    return image
+
+
+def _knots(flux, row, q, n_knots, rng):
+    """Knot positions (offsets from the centre, pixels) and fluxes.
+
+    Distributed as an exponential disk of the galaxy's r_eff, axis ratio and
+    angle: an exponential disk's radii follow Gamma(2, h), r_eff = 1.678 h.
+    """
+    radius = rng.gamma(2.0, row["r_eff"] / 1.678, n_knots)
+    phi = rng.uniform(0, 2 * np.pi, n_knots)
+    major, minor = radius * np.cos(phi), radius * q * np.sin(phi)
+    pa = np.deg2rad(row["pa"])
+    return (major * np.cos(pa) - minor * np.sin(pa), major * np.sin(pa) + minor * np.cos(pa),
+            np.full(n_knots, flux / n_knots))
+
+
+def _neighbour(shape, survey, kernel, rng):
+    """A random galaxy placed off-centre (at least a quarter stamp away)."""
+    params = draw_parameters(1, {"r_eff": (1.3, shape[0] / 6)}, random_state=np.random.
+                             RandomState(int(rng.integers(2**31 - 1))))
+    distance = rng.uniform(shape[0] / 4, shape[0] / 2)
+    angle = rng.uniform(0, 2 * np.pi)
+    return render_sersic(shape, 10 ** (-0.4 * (params["mag"][0].value - survey.zeropoint)),
+                         params["r_eff"][0].value, params["sersic_n"][0],
+                         1 - params["ellipticity"][0], params["pa"][0].value, kernel,
+                         dx=distance * np.cos(angle), dy=distance * np.sin(angle))
+
+
+def _add_artefacts(image, row, realism, survey, rng):
+    """Sky-subtraction residual plane and cosmic rays, in place."""
+    sigma = np.sqrt(survey.noise.variance) if survey.noise is not None else 0.0
+    if realism.sky_gradient > 0 and sigma > 0:
+        ny, nx = image.shape
+        slope = rng.uniform(-1, 1, 2) * realism.sky_gradient * sigma
+        yy, xx = np.mgrid[:ny, :nx]
+        image += slope[0] * (xx / (nx - 1) - 0.5) + slope[1] * (yy / (ny - 1) - 0.5)
+    for _ in range(int(row.get("n_cosmic_rays", 0))):
+        length = rng.integers(1, 6)
+        angle = rng.uniform(0, np.pi)
+        x0, y0 = rng.uniform(0, image.shape[1]), rng.uniform(0, image.shape[0])
+        steps = np.arange(length)
+        xs = np.clip(np.rint(x0 + steps * np.cos(angle)).astype(int), 0, image.shape[1] - 1)
+        ys = np.clip(np.rint(y0 + steps * np.sin(angle)).astype(int), 0, image.shape[0] - 1)
+        image[ys, xs] += rng.uniform(10, 100) * max(sigma, 1e-3)
