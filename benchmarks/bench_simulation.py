@@ -73,9 +73,12 @@ def accuracy():
                 q, pa, dx, dy = 0.7, 30.0, 0.2, -0.3
                 galaxy = galsim.Sersic(n, half_light_radius=r_eff * 0.06 * np.sqrt(q)).shear(
                     q=q, beta=pa * galsim.degrees)
-                # The reference: GalSim at its default accuracy settings.
+                # The reference: GalSim at its default accuracy settings, drawn on a
+                # 4x larger canvas and cropped, because a 128² FFT draw wraps the PSF
+                # wings that fall outside the stamp back into it (~1 % of the light
+                # for the Airy preset), which the real sky does not do.
                 exact = galsim.Convolve(galaxy, psf.withGSParams(galsim.GSParams())).drawImage(
-                    nx=128, ny=128, scale=0.06, offset=(dx, dy)).array
+                    nx=512, ny=512, scale=0.06, offset=(dx, dy)).array[192:320, 192:320]
                 fast = render_sersic((128, 128), 1.0, r_eff, n, q, pa, kernel, dx=dx, dy=dy)
                 worst["flux"] = max(worst["flux"], abs(fast.sum() / exact.sum() - 1))
                 c = (63.5 + dx, 63.5 + dy)
