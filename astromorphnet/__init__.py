@@ -16,9 +16,15 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 #: Public names importable from the top level, and the subpackage of each.
 _LAZY = {
     "SersicCNNRegressor": "estimators",
+    "TransferLearningRegressor": "estimators",
+    "AdversarialDARegressor": "estimators",
+    "stack_domains": "estimators",
     "load": "estimators",
     "r2_table": "metrics",
+    "morphology_metrics": "metrics",
     "simulate_galaxies": "simulation",
+    "simulate_real_like": "simulation",
+    "fit_sersic": "fitting",
     "run_demo": "demo",
 }
 

@@ -23,24 +23,30 @@ def main(argv=None):
         prog="astromorphnet",
         description="Galaxy structure from image cutouts with convolutional networks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="simulate galaxies, train a CNN, print its R² table")
-    demo.add_argument("--n-galaxies", type=int, default=1000,
-                      help="galaxies simulated, train + test (default: %(default)s)")
-    demo.add_argument("--stamp-size", type=int, default=48,
-                      help="cutout size in pixels (default: %(default)s)")
-    demo.add_argument("--architecture", default="light", choices=["light", "thesis"],
-                      help="network (default: %(default)s)")
-    demo.add_argument("--max-epochs", type=int, default=40,
-                      help="upper bound on epochs (default: %(default)s)")
+    demo = sub.add_parser(
+        "demo", help="the reference thesis's experiment: sim-only, transfer learning and "
+                     "both DANNs on built-in simulated data, with their R² tables")
+    demo.add_argument("--scale", default="default", choices=["default", "thesis"],
+                      help="sizes: 'default' runs in minutes on a CPU, 'thesis' uses the "
+                           "reference thesis's sizes, 128x128 stamps and network (a GPU "
+                           "job) (default: %(default)s)")
+    for option, kind in (("n-source", int), ("n-target", int), ("stamp-size", int),
+                         ("max-epochs", int)):
+        demo.add_argument(f"--{option}", type=kind, default=None,
+                          help=f"override the scale's {option.replace('-', ' ')}")
     demo.add_argument("--output-dir", default="astromorphnet-demo",
-                      help="where catalogs are written (default: %(default)s)")
+                      help="where catalogs, tables and plots go (default: %(default)s)")
+    demo.add_argument("--no-plots", action="store_true", help="skip the plots")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     args = parser.parse_args(argv)
 
     from .demo import run_demo
 
-    run_demo(args.n_galaxies, stamp_size=args.stamp_size, architecture=args.architecture,
-             max_epochs=args.max_epochs, output_dir=args.output_dir, random_state=args.seed)
+    overrides = {key: value for key, value in vars(args).items()
+                 if key in ("n_source", "n_target", "stamp_size", "max_epochs")
+                 and value is not None}
+    run_demo(args.scale, output_dir=args.output_dir, plots=not args.no_plots,
+             random_state=args.seed, **overrides)
     return 0
 
 

@@ -71,6 +71,27 @@ class Stamps:
                                    return_counts=True)
         return [tuple(int(s) for s in shapes[i]) for i in np.argsort(-counts, kind="stable")]
 
+    def take(self, indices):
+        """The cutouts at ``indices``, as a new in-memory `Stamps`."""
+        indices = np.asarray(indices, dtype=np.intp)
+        # h5py reads increasing unique indices only: read those, then reorder.
+        rows, order = np.unique(indices, return_inverse=True)
+
+        def pick(values):
+            if values is None:
+                return None
+            if np.ndim(values) == 0:
+                return values
+            return np.asarray(values[rows])[order] if len(rows) else np.asarray(values[:0])
+
+        stamps = Stamps(stack=pick(self._stack), stack_mask=pick(self._stack_mask),
+                        stack_std=pick(self._stack_std),
+                        items=None if self._items is None else [self._items[i] for i in indices],
+                        unit=self.unit, pixel_scale=pick(self.pixel_scale),
+                        zeropoint=pick(self.zeropoint), flag=pick(self.flag))
+        stamps._scale = self._scale
+        return stamps
+
     def convert_to(self, unit):
         """Rescale the pixels to ``unit`` (the unit seen at fit time).
 

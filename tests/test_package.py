@@ -29,14 +29,29 @@ def test_public_names():
 
 
 def test_demo_command(tmp_path, capsys):
-    assert main(["demo", "--n-galaxies", "40", "--stamp-size", "32", "--max-epochs", "1",
-                 "--output-dir", str(tmp_path)]) == 0
+    assert main(["demo", "--n-source", "48", "--n-target", "40", "--stamp-size", "32",
+                 "--max-epochs", "1", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "R² on the simulated test set" in out and "sim-only (on sims)" in out
+    assert "R² on the real-like TARGET test set (16 galaxies)" in out
+    assert "R² on the simulated SOURCE test set" in out
     from astropy.table import QTable
 
-    catalog = QTable.read(tmp_path / "catalog.ecsv")
-    assert len(catalog) == 8
+    r2 = QTable.read(tmp_path / "r2_target.ecsv")
+    assert r2["model"].tolist() == ["sim-only", "transfer learning", "supervised DANN",
+                                    "semi-supervised DANN"]
+    assert np.isfinite([r2[c] for c in ("mag", "r_eff", "sersic_n", "ellipticity")]).all()
+    catalog = QTable.read(tmp_path / "catalog_semi-supervised_DANN.ecsv")
+    assert len(catalog) == 16 and "true_sersic_n" in catalog.colnames
     assert catalog["mag"].unit == u.ABmag and catalog["r_eff_arcsec"].unit == u.arcsec
-    r2 = QTable.read(tmp_path / "r2.ecsv")
-    assert np.isfinite([r2[c][0] for c in ("mag", "r_eff", "sersic_n", "ellipticity")]).all()
+    metrics = QTable.read(tmp_path / "morphology_metrics_target.ecsv")
+    assert "r_eff_outlier_fraction" in metrics.colnames
+    assert (tmp_path / "predicted_vs_true.png").stat().st_size > 10_000
+
+
+def test_demo_rejects_unknown_settings():
+    from astromorphnet.demo import run_demo
+
+    with pytest.raises(ValueError, match="scale must be one of"):
+        run_demo("huge")
+    with pytest.raises(ValueError, match=r"unknown demo settings \['n_galaxies'\]"):
+        run_demo(n_galaxies=10)

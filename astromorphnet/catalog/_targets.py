@@ -6,7 +6,8 @@ import astropy.units as u
 import numpy as np
 from astropy.table import QTable, Table
 
-__all__ = ["TARGETS", "TARGET_UNITS", "check_targets", "labels_to_array", "make_catalog"]
+__all__ = ["TARGETS", "TARGET_UNITS", "check_targets", "labels_to_array", "make_catalog",
+           "require_zeropoint"]
 
 #: The four single-Sérsic parameters, in the column order of array labels.
 TARGETS = ("mag", "r_eff", "sersic_n", "ellipticity")
@@ -163,3 +164,14 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
     })
     catalog.meta.update(meta or {})
     return catalog
+
+
+def require_zeropoint(zeropoint):
+    """Return the zeropoint(s) as floats; raise if any is missing (NaN)."""
+    zeropoint = np.asarray(zeropoint, float)
+    if np.isnan(zeropoint).any():
+        raise ValueError(
+            "the 'mag' target needs the cutouts' AB zeropoint: pass zeropoint=..., give "
+            "the cutouts a flux-density unit (e.g. nJy) or a MAGZERO/PHOTZP meta keyword")
+    return zeropoint
+

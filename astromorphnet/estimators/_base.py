@@ -19,7 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._input import as_stamps
 from ..catalog._flags import SersicFlag
-from ..catalog._targets import TARGETS, check_targets, labels_to_array, make_catalog
+from ..catalog._targets import (TARGETS, check_targets, labels_to_array, make_catalog,
+                                require_zeropoint)
 from ..preprocessing import ImageNormalizer
 
 __all__ = ["BaseSersicRegressor", "load"]
@@ -51,6 +52,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         if unknown:
             raise ValueError(f"log_targets {sorted(unknown)} are not Sérsic parameters; "
                              f"choose among {TARGETS}")
+        self.log_targets_ = tuple(t for t in self.targets_ if t in self.log_targets)
         if y is None:
             y = getattr(X, "truth", None)  # a simulated set carries its labels
         if y is None:
@@ -104,8 +106,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         z = labels.copy()
         for j, name in enumerate(self.targets_):
             if name == "mag":
-                z[:, j] = labels[:, j] - _require_zeropoint(zeropoint)
-            if name in self.log_targets:
+                z[:, j] = labels[:, j] - require_zeropoint(zeropoint)
+            if name in self.log_targets_:
                 values = labels[:, j]
                 if np.any(values[np.isfinite(values)] <= 0):
                     raise ValueError(f"{name} labels must be > 0 to be regressed in log "
@@ -116,7 +118,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
     def _decode(self, z, zeropoint):
         labels = z.copy()
         for j, name in enumerate(self.targets_):
-            if name in self.log_targets:
+            if name in self.log_targets_:
                 labels[:, j] = 10.0 ** z[:, j]
             if name == "mag":
                 labels[:, j] = z[:, j] + zeropoint
@@ -154,7 +156,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             return order, order[:0]
         return order[n_val:], order[:n_val]
 
-    def _keras_fit(self, stamps, z, sample_weight, seed, epochs=None, batch_size=None):
+    def _keras_fit(self, stamps, z, sample_weight, seed, epochs=None, batch_size=None,
+                   patience=None):
         """``model_.fit`` with early stopping on a validation split.
 
         In-memory cutouts are preprocessed once into arrays; on-disk sets
@@ -162,8 +165,6 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         (`~astromorphnet.estimators._data.BlockSequence`), so memory stays bounded.  ``sample_weight`` is the
         validated float32 array from ``_validate_fit_inputs``, or None.
         """
-        import keras
-
         batch_size = batch_size or self.batch_size
         n = len(stamps)
         nbytes = n * int(np.prod(self.input_shape_)) * 4
@@ -184,12 +185,18 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             fit_args = dict(x=x[train], y=z[train], batch_size=batch_size, shuffle=True,
                             sample_weight=None if sw is None else sw[train])
         monitor = "val_loss" if validation is not None else "loss"
-        stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
+        self._run_keras_fit(fit_args, validation, monitor, epochs or self.max_epochs,
+                            patience or self.patience)
+
+    def _run_keras_fit(self, fit_args, validation, monitor, epochs, patience, callbacks=()):
+        """``model_.fit`` keeping the best epoch of ``monitor``; sets ``history_``."""
+        import keras
+
+        stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, mode="min",
                                              restore_best_weights=True)
         start = time.perf_counter()
-        history = self.model_.fit(**fit_args, validation_data=validation,
-                                  epochs=epochs or self.max_epochs, callbacks=[stop],
-                                  verbose=self.verbose)
+        history = self.model_.fit(**fit_args, validation_data=validation, epochs=epochs,
+                                  callbacks=[stop, *callbacks], verbose=self.verbose)
         self.history_ = history.history
         self.n_epochs_ = len(history.epoch)
         if self.verbose:
@@ -205,7 +212,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         stamps = as_stamps(X, pixel_scale=self.pixel_scale, zeropoint=self.zeropoint)
         stamps.convert_to(self.unit_)
         if "mag" in self.targets_:
-            _require_zeropoint(stamps.zeropoint)
+            require_zeropoint(stamps.zeropoint)
         n = len(stamps)
         z = np.empty((n, len(self.targets_)), np.float64)
         flag = np.empty(n, np.int64)
@@ -217,7 +224,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         for start in range(0, n, PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, n)
             x, flag[start:stop] = self._read(stamps, start, stop)
-            z[start:stop] = self.model_.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+            z[start:stop] = self._network_predict(x)
             if progbar is not None:
                 progbar.update(stop)
         labels = self._decode(self.target_scaler_.inverse_transform(z), stamps.zeropoint)
@@ -255,11 +262,16 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         labels, flag, stamps = self._predict_labels(X)
         if self._output_kind() == "array":
             return labels[:, 0] if self._y_1d else labels
-        meta = {"estimator": type(self).__name__,
-                "architecture": getattr(self.architecture, "__name__", self.architecture),
-                "model": self.model_.name, "n_epochs": self.n_epochs_}
         return make_catalog(labels, self.targets_, flag=flag,
-                            pixel_scale=stamps.pixel_scale, meta=meta)
+                            pixel_scale=stamps.pixel_scale, meta=self._catalog_meta())
+
+    def _catalog_meta(self):
+        return {"estimator": type(self).__name__, "model": self.model_.name,
+                "n_epochs": self.n_epochs_}
+
+    def _network_predict(self, x):
+        """Scaled-target predictions of the network for preprocessed cutouts."""
+        return self.model_.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
     def score(self, X, y, sample_weight=None):
         """Mean coefficient of determination R² over the target parameters.
@@ -331,6 +343,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         if blob is not None:
             import keras
 
+            from .. import models  # noqa: F401  registers the custom layers
+
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "model.keras")
                 with open(path, "wb") as f:
@@ -373,12 +387,16 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         return load(path, cls)
 
     # -- scikit-learn tags -------------------------------------------------
+    def _declared_targets(self):
+        """The targets the parameters ask for (before fitting)."""
+        return check_targets(self.targets)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.input_tags.allow_nan = True  # NaN/inf pixels are masked, by design
         tags.target_tags.multi_output = True
-        tags.target_tags.single_output = len(check_targets(self.targets)) == 1
+        tags.target_tags.single_output = len(self._declared_targets()) == 1
         tags.regressor_tags.poor_score = True
         tags.non_deterministic = True
         return tags
@@ -426,13 +444,3 @@ def _check_sample_weight(sample_weight, n):
     if not sw.any():
         raise ValueError("sample_weight is all zero: at least one weight must be positive")
     return sw.astype(np.float32)
-
-
-def _require_zeropoint(zeropoint):
-    zeropoint = np.asarray(zeropoint, float)
-    if np.isnan(zeropoint).any():
-        raise ValueError(
-            "the 'mag' target needs the cutouts' AB zeropoint: pass zeropoint=..., give "
-            "the cutouts a flux-density unit (e.g. nJy) or a MAGZERO/PHOTZP meta keyword")
-    return zeropoint
-

@@ -1,9 +1,9 @@
-"""Streaming training data: contiguous blocks of an on-disk set, as a Keras PyDataset."""
+"""Training data for Keras: streamed blocks of on-disk sets, domain-balanced batches."""
 
 import keras
 import numpy as np
 
-__all__ = ["BlockSequence", "block_split"]
+__all__ = ["BalancedDomainSequence", "BlockSequence", "block_split"]
 
 
 def block_split(n, block, validation_fraction, seed):
@@ -45,3 +45,36 @@ class BlockSequence(keras.utils.PyDataset):
         if self.rng is not None:
             self.rng.shuffle(self.blocks)
 
+
+
+class BalancedDomainSequence(keras.utils.PyDataset):
+    """Batches of half source, half target rows for adversarial training.
+
+    An epoch passes once through the larger domain; the smaller one is
+    cycled, reshuffled on each pass, so every batch is balanced whatever the
+    ratio of the two set sizes.
+    """
+
+    def __init__(self, x, outputs, weights, target, batch_size, seed):
+        super().__init__()
+        self.x, self.outputs, self.weights = x, outputs, weights
+        self.rng = np.random.default_rng(seed)
+        self.domains = [np.flatnonzero(~target), np.flatnonzero(target)]
+        self.half = max(batch_size // 2, 1)
+        self.n_batches = -(-max(len(d) for d in self.domains) // self.half)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return self.n_batches
+
+    def __getitem__(self, i):
+        rows = np.concatenate([order[i * self.half:(i + 1) * self.half]
+                               for order in self.orders])
+        return (self.x[rows], {k: v[rows] for k, v in self.outputs.items()},
+                {k: v[rows] for k, v in self.weights.items()})
+
+    def on_epoch_end(self):
+        need = self.n_batches * self.half
+        self.orders = [np.concatenate([self.rng.permutation(d)
+                                       for _ in range(-(-need // len(d)))])[:need]
+                       for d in self.domains]

@@ -1,4 +1,8 @@
 """Metrics of Sérsic parameter measurements."""
 
+from ._morphology import *  # noqa: F403
+from ._morphology import __all__ as _morphology_all
 from ._regression import *  # noqa: F403
-from ._regression import __all__
+from ._regression import __all__ as _regression_all
+
+__all__ = _regression_all + _morphology_all

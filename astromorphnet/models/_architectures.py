@@ -51,7 +51,7 @@ def build_thesis_cnn(input_shape, n_outputs=4):
     x = layers.BatchNormalization()(x)
     for filters, kernel in ((64, 4), (128, 4), (256, 3)):
         x = _conv_pair(x, filters, kernel, 1e-4, "same")
-    x = layers.Flatten()(x)
+    x = layers.Flatten(name="features")(x)
     x = layers.Dropout(1e-4)(x)
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(1e-4)(x)
@@ -90,7 +90,7 @@ def build_light_cnn(input_shape, n_outputs=4):
     x = layers.BatchNormalization()(inputs)
     for filters in (16, 32, 64):
         x = _conv_pair(x, filters, 3, 1e-5, "same")
-    x = layers.Flatten()(x)
+    x = layers.Flatten(name="features")(x)
     x = layers.Dense(64, activation="relu")(x)
     outputs = layers.Dense(n_outputs)(x)
     return keras.Model(inputs, outputs, name="light_cnn")

@@ -4,6 +4,7 @@ GalSim is imported inside methods only.
 """
 
 import copy
+import functools
 
 import numpy as np
 
@@ -248,7 +249,7 @@ class SurveyConfig:
                 f"psf={self.psf!r}, noise={self.noise!r})")
 
 
-def _hst_f160w_psf():
+def _hst_f160w_psf(jitter=0.12):
     import galsim
 
     # Obscured 2.4 m Airy at 1.54 µm plus charge diffusion/jitter: ~0.18" FWHM.
@@ -256,7 +257,7 @@ def _hst_f160w_psf():
     # to 1e-4: the Airy's far wings otherwise force a huge FFT.
     return galsim.Convolve(galsim.Airy(lam=1536.9, diam=2.4, obscuration=0.33,
                                        scale_unit=galsim.arcsec),
-                           galsim.Gaussian(fwhm=0.12),
+                           galsim.Gaussian(fwhm=jitter),
                            gsparams=galsim.GSParams(folding_threshold=2e-2))
 
 
@@ -278,6 +279,14 @@ PRESETS = {
                                      "* Gaussian(0.12\")"),
         # CANDELS-deep-like depth: 5σ ≈ 27.5 AB in a 0.4" aperture.
         noise=GaussianNoise(0.008)),
+    # A stand-in for *real* CANDELS cutouts (see simulation.simulate_real_like):
+    # the PSF varies and is broader than the training model's, and the noise
+    # is correlated (drizzled HST) and 1.5x deeper-than-modelled in sigma.
+    "CANDELS_F160W_REAL_LIKE": dict(
+        pixel_scale=0.06, zeropoint=25.94, stamp_size=128,
+        psf=[_LazyPSF(functools.partial(_hst_f160w_psf, jitter),
+                      f"HST F160W Airy * Gaussian({jitter}\")") for jitter in (0.12, 0.18, 0.24)],
+        noise=CorrelatedNoise("cosmos", variance=0.012**2)),
     "GROUND_R": dict(
         pixel_scale=0.2, zeropoint=27.0, stamp_size=64,
         psf=_LazyPSF(lambda: __import__("galsim").Kolmogorov(fwhm=0.7),

@@ -1,0 +1,238 @@
+"""Adversarial domain adaptation (DANN): supervised and semi-supervised."""
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from ..catalog._targets import TARGETS
+from ._base import BaseSersicRegressor
+from ._domains import DomainScoreMixin, check_sample_domain
+
+__all__ = ["AdversarialDARegressor"]
+
+
+class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
+    """Sérsic CNN trained on two domains at once with a domain-adversarial loss.
+
+    One network (the reference thesis's Fig. 5.1): a shared convolutional
+    feature extractor, the regression head of ``architecture``, and a domain
+    classifier behind a gradient-reversal layer
+    (`~astromorphnet.models.build_dann`).  The loss is
+    ``alpha · regression + (1 - alpha) · binary cross-entropy``; reversing
+    the domain classifier's gradient drives the extractor towards features
+    that do not tell simulated from real galaxies, so the regression learnt
+    on simulations carries over.
+
+    * ``supervised=True``: every labelled row, source or target, feeds the
+      regression loss (target rows with NaN labels are left out).
+    * ``supervised=False`` (semi-supervised): the regression loss is masked
+      on every target row, so target labels are never used, even when given,
+      and no classical fit of real galaxies is needed.
+
+    Batches hold as many source as target rows (the smaller domain is
+    cycled), and the validation split is stratified on domain.  Training
+    stops early on the validation regression loss, keeping the best epoch.
+
+    Parameters
+    ----------
+    supervised : bool, default=True
+        Use target labels in the regression loss.
+    architecture : str or callable, default="thesis"
+        Regression network (see `SersicCNNRegressor`); a callable builder
+        must name the layer ending its feature extractor ``"features"``.
+    targets : tuple of str, default=("mag", "r_eff", "sersic_n", "ellipticity")
+        Parameters to learn.
+    alpha : float, default=0.9
+        Weight of the regression loss; the domain loss gets ``1 - alpha``.
+    reversal_strength : float, default=1.0
+        Gradient-reversal strength λ.
+    reversal_warmup : int, default=0
+        Epochs over which λ rises from 0 with DANN's schedule
+        ``2 / (1 + exp(-10 p)) - 1`` (`~astromorphnet.models.ReversalSchedule`);
+        0 keeps λ constant.
+    domain_units : tuple of int, default=(128, 64)
+        Hidden layers of the domain classifier.
+    learning_rate : float, default=1e-4
+        Adam learning rate.
+    batch_size : int, default=16
+        Rows per batch, half from each domain.
+    max_epochs : int, default=300
+        Upper bound on epochs (an epoch passes once through the larger domain).
+    patience : int, default=20
+        Epochs without improvement of the validation regression loss before
+        stopping.
+    validation_fraction : float, default=0.2
+        Fraction of each domain held out for early stopping.
+    loss : str or keras loss, default="mse"
+        Regression loss on the standardised targets.
+    normalization, log_targets, image_size, zeropoint, pixel_scale, random_state, verbose
+        As for `SersicCNNRegressor`.
+
+    Attributes
+    ----------
+    model_ : `keras.Model`
+        The two-headed network; outputs ``{"sersic", "domain"}``.
+    history_ : dict
+        Keras history: ``sersic_loss``, ``domain_loss``,
+        ``domain_binary_accuracy`` (near 0.5 once the features are
+        domain-invariant) and their ``val_`` forms.
+    n_epochs_, target_scaler_, normalizer_, input_shape_, unit_, targets_, label_range_
+        As for `SersicCNNRegressor` (the target scaler is fitted on the rows
+        that feed the regression loss only).
+
+    See Also
+    --------
+    TransferLearningRegressor : fine-tune a simulation-trained network on labelled real galaxies.
+    stack_domains : build ``X``, ``y`` and ``sample_domain`` from two sets.
+
+    Notes
+    -----
+    Fit convention (scikit-learn's, as in skada): one ``X`` holding both
+    domains, ``sample_domain`` positive for source (simulated) and negative
+    for target (real) rows, ``y`` with NaN rows for unlabelled targets.  In a
+    `~sklearn.pipeline.Pipeline` every row passes through every step.  In
+    `~sklearn.model_selection.GridSearchCV`, enable metadata routing
+    (``sklearn.set_config(enable_metadata_routing=True)``), request it with
+    ``set_fit_request(sample_domain=True).set_score_request(sample_domain=True)``
+    so that fit sees the domains and `score` judges target rows only, and
+    split with a splitter stratified on domain, e.g.
+    ``cv=list(StratifiedKFold(3).split(X, sample_domain))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astromorphnet import AdversarialDARegressor
+    >>> from astromorphnet.estimators import stack_domains
+    >>> from astromorphnet.simulation import simulate_galaxies
+    >>> ranges = {"r_eff": (1.5, 6), "sersic_n": (0.5, 3)}
+    >>> sims, truth = simulate_galaxies(48, stamp_size=32, ranges=ranges, random_state=0)
+    >>> real, _ = simulate_galaxies(16, "GROUND_R", stamp_size=32, ranges=ranges,
+    ...                             random_state=1)
+    >>> X, y, domain = stack_domains(sims, truth, real)   # real rows unlabelled
+    >>> reg = AdversarialDARegressor(supervised=False, architecture="light", max_epochs=2,
+    ...                              zeropoint=truth.meta["zeropoint"], random_state=0)
+    >>> reg.fit(X, y, sample_domain=domain).predict(real)["sersic_n"].shape
+    (16,)
+    """
+
+    def __init__(self, supervised=True, architecture="thesis", *, targets=TARGETS, alpha=0.9,
+                 reversal_strength=1.0, reversal_warmup=0, domain_units=(128, 64),
+                 learning_rate=1e-4, batch_size=16, max_epochs=300, patience=20,
+                 validation_fraction=0.2, loss="mse", normalization="asinh",
+                 log_targets=("r_eff", "sersic_n"), image_size=None, zeropoint=None,
+                 pixel_scale=None, random_state=None, verbose=0):
+        self.supervised = supervised
+        self.architecture = architecture
+        self.targets = targets
+        self.alpha = alpha
+        self.reversal_strength = reversal_strength
+        self.reversal_warmup = reversal_warmup
+        self.domain_units = domain_units
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.loss = loss
+        self.normalization = normalization
+        self.log_targets = log_targets
+        self.image_size = image_size
+        self.zeropoint = zeropoint
+        self.pixel_scale = pixel_scale
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y=None, sample_domain=None, sample_weight=None):
+        """Train on source and target cutouts together.
+
+        Parameters
+        ----------
+        X : cutouts
+            Both domains' cutouts in any form `SersicCNNRegressor.fit`
+            takes (read into memory).
+        y : `~astropy.table.QTable` or array-like
+            One label row per cutout; NaN rows for unlabelled targets.
+            Source rows must be labelled.
+        sample_domain : array-like of int, optional
+            Positive for source (simulated), negative for target (real)
+            rows.  Default: rows whose labels are all NaN are the target.
+        sample_weight : array-like of shape (n,), optional
+            Per-cutout weights of both losses.
+
+        Returns
+        -------
+        self : AdversarialDARegressor
+
+        Raises
+        ------
+        ValueError
+            If a domain is missing, source rows are unlabelled, a parameter is
+            out of range, or the inputs are malformed.
+        """
+        self._check_parameters()
+        stamps, labels, sw = self._validate_fit_inputs(X, y, sample_weight, allow_nan=True)
+        target = check_sample_domain(sample_domain, labels)
+        if not self.supervised:
+            labels = np.where(target[:, None], np.nan, labels)  # never seen
+        labelled = np.isfinite(labels).all(axis=1)
+        labels[~labelled] = np.nan  # partly labelled targets are left out whole
+        z = self._fit_preprocessing(stamps, labels)
+        seed = self._seed()
+        x, _ = self._read(stamps, 0, len(stamps))
+        weight = np.ones(len(x), np.float32) if sw is None else sw
+        outputs = {"sersic": np.nan_to_num(z).astype(np.float32),
+                   "domain": target.astype(np.float32)[:, np.newaxis]}
+        weights = {"sersic": weight * labelled, "domain": weight}
+        self.model_ = self._build_model(z.shape[1])
+        self._train(x, outputs, weights, target, seed)
+        return self
+
+    def _check_parameters(self):
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1] (the regression loss's weight); "
+                             f"got {self.alpha!r}")
+        if self.reversal_strength < 0 or self.reversal_warmup < 0:
+            raise ValueError("reversal_strength and reversal_warmup must be >= 0; got "
+                             f"{self.reversal_strength!r} and {self.reversal_warmup!r}")
+
+    def _build_model(self, n_outputs):
+        import keras
+
+        from ..models import build_dann, get_architecture
+
+        regressor = get_architecture(self.architecture)(self.input_shape_ + (1,), n_outputs)
+        model = build_dann(regressor, domain_units=tuple(self.domain_units),
+                           strength=self.reversal_strength)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                      loss={"sersic": self.loss, "domain": "binary_crossentropy"},
+                      loss_weights={"sersic": self.alpha, "domain": 1.0 - self.alpha},
+                      metrics={"domain": ["binary_accuracy"]})
+        return model
+
+    def _train(self, x, outputs, weights, target, seed):
+        from ..models import ReversalSchedule
+        from ._data import BalancedDomainSequence
+
+        rows = np.arange(len(x))
+        train, val = rows, rows[:0]
+        if self.validation_fraction > 0:
+            train, val = train_test_split(rows, test_size=self.validation_fraction,
+                                          stratify=target, random_state=seed)
+        data = BalancedDomainSequence(x[train], _rows(outputs, train), _rows(weights, train),
+                                      target[train], self.batch_size, seed)
+        validation = None
+        if len(val) and weights["sersic"][val].any():
+            validation = (x[val], _rows(outputs, val), _rows(weights, val))
+        schedule = ReversalSchedule(self.model_.get_layer("gradient_reversal"),
+                                    self.reversal_strength, self.reversal_warmup * len(data))
+        monitor = "val_sersic_loss" if validation is not None else "sersic_loss"
+        self._run_keras_fit(dict(x=data), validation, monitor, self.max_epochs, self.patience,
+                            callbacks=[schedule])
+
+    def _network_predict(self, x):
+        from ._base import PREDICT_BATCH
+
+        return self.model_.predict(x, batch_size=PREDICT_BATCH, verbose=0)["sersic"]
+
+
+def _rows(arrays, rows):
+    return {key: value[rows] for key, value in arrays.items()}

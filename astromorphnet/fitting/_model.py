@@ -1,0 +1,264 @@
+"""One galaxy's PSF-convolved single-Sérsic least-squares fit.
+
+The fit variables are well conditioned and smooth everywhere:
+
+``log F``
+    total flux (the model is linear in it: its Jacobian column is exact);
+``log r_c``
+    the circularised half-light radius ``r_eff * sqrt(q)``;
+``log n``
+    the Sérsic index;
+``c1, c2``
+    the logarithmic shape vector ``|c| (cos 2 pa, sin 2 pa)`` with
+    ``q = exp(-2 |c|)``: unlike ``(q, pa)`` it has no degenerate angle for
+    round galaxies, and with ``r_c`` the profile depends smoothly on it;
+``dx, dy``
+    the centre's offset from the stamp centre, pixels;
+``sky``
+    a constant background, when fitted.
+
+The Jacobian is computed column by column: exact for flux and sky, forward
+differences of the renderer for the six others (one render each), so an
+iteration costs seven renders.
+"""
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+from scipy.optimize import least_squares
+
+from ..simulation._render import render_sersic
+
+#: Finite-difference steps of the rendered variables (log r_c, log n, c1, c2, dx, dy).
+#: The renderer works in float32: steps much smaller would difference round-off.
+_STEPS = np.array([2e-3, 2e-3, 2e-3, 2e-3, 5e-3, 5e-3])
+#: ``least_squares`` settings: function evaluations (each Jacobian costs six
+#: renders more) and relative tolerances on the cost and the variables.
+MAX_NFEV = 60
+FTOL = 1e-6
+XTOL = 1e-6
+#: A cutout needs this many unmasked pixels per fitted parameter.
+MIN_PIXELS_PER_PARAMETER = 3
+#: Background pixels needed to measure the noise away from the galaxy.
+MIN_BACKGROUND_PIXELS = 100
+
+# Fit-flag bits (mirrors FitFlag, kept here to avoid an import cycle).
+NOT_CONVERGED, AT_BOUND, BAD_DATA = 1, 2, 4
+
+#: Columns returned by `fit_one`, in order.
+RESULT_COLUMNS = ("mag", "r_eff", "sersic_n", "ellipticity", "pa", "x_offset", "y_offset",
+                  "sky", "chi2_nu", "fit_flag")
+
+
+class Limits:
+    """Bounds of one cutout's fit, in catalog units.
+
+    Ellipticity and semi-major ``r_eff`` bounds are not boxes in the fit
+    variables: the model clips them (the fit then sees a flat direction, and
+    the result is flagged ``AT_BOUND``).
+    """
+
+    def __init__(self, r_eff, sersic_n, ellipticity, x_offset, y_offset):
+        self.r_eff, self.sersic_n = r_eff, sersic_n
+        self.x_offset, self.y_offset = x_offset, y_offset
+        # |c| = -ln(q) / 2
+        self.m = (-0.5 * np.log1p(-ellipticity[0]), -0.5 * np.log1p(-ellipticity[1]))
+
+    def box(self, fit_sky):
+        """Lower and upper bounds of the fit variables."""
+        m_hi = self.m[1]
+        lower = [-np.inf, np.log(self.r_eff[0]) - m_hi, np.log(self.sersic_n[0]), -m_hi, -m_hi,
+                 self.x_offset[0], self.y_offset[0]]
+        upper = [np.inf, np.log(self.r_eff[1]), np.log(self.sersic_n[1]), m_hi, m_hi,
+                 self.x_offset[1], self.y_offset[1]]
+        if fit_sky:
+            lower.append(-np.inf)
+            upper.append(np.inf)
+        return np.array(lower), np.array(upper)
+
+
+class _Problem:
+    """Weighted residuals and Jacobian over the unmasked pixels of one cutout."""
+
+    def __init__(self, shape, kernel, data, weight, good, limits, fit_sky):
+        self.shape, self.kernel, self.limits, self.fit_sky = shape, kernel, limits, fit_sky
+        self.good = good
+        self.data = data[good]
+        self.weight = weight[good]
+        self._cache = (None, None)
+
+    def parameters(self, x):
+        """``(r_eff, n, q, pa, dx, dy)`` and whether a clipped bound is active."""
+        m_raw = np.hypot(x[3], x[4])
+        m = min(max(m_raw, self.limits.m[0]), self.limits.m[1])
+        r_raw = np.exp(x[1] + m)  # semi-major = r_c / sqrt(q)
+        r_eff = min(max(r_raw, self.limits.r_eff[0]), self.limits.r_eff[1])
+        pa = 0.5 * np.degrees(np.arctan2(x[4], x[3])) % 180.0
+        clipped = m != m_raw or r_eff != r_raw
+        return (r_eff, np.exp(x[2]), np.exp(-2.0 * m), pa, x[5], x[6]), clipped
+
+    def unit_model(self, x):
+        """The unit-flux model at the unmasked pixels (the last one is cached)."""
+        key = x[1:7].tobytes()
+        if self._cache[0] != key:
+            r_eff, n, q, pa, dx, dy = self.parameters(x)[0]
+            image = render_sersic(self.shape, 1.0, r_eff, n, q, pa, self.kernel, dx=dx, dy=dy)
+            self._cache = (key, image[self.good])
+        return self._cache[1]
+
+    def residuals(self, x):
+        sky = x[7] if self.fit_sky else 0.0
+        return (self.data - np.exp(x[0]) * self.unit_model(x) - sky) * self.weight
+
+    def jacobian(self, x, upper):
+        flux = np.exp(x[0])
+        base = self.unit_model(x)
+        columns = [-flux * base * self.weight]
+        for j, step in enumerate(_STEPS, start=1):
+            shifted = x.copy()
+            step = step if x[j] + step <= upper[j] else -step
+            shifted[j] += step
+            r_eff, n, q, pa, dx, dy = self.parameters(shifted)[0]
+            image = render_sersic(self.shape, 1.0, r_eff, n, q, pa, self.kernel, dx=dx, dy=dy)
+            columns.append(-flux * (image[self.good] - base) / step * self.weight)
+        if self.fit_sky:
+            columns.append(-self.weight)
+        return np.column_stack(columns)
+
+
+def fit_one(data, mask, std, kernel, psf_hlr, limits, fit_sky, zeropoint, initial):
+    """Fit one cutout; return the values of `RESULT_COLUMNS`.
+
+    ``initial`` maps ``flux``, ``r_eff``, ``sersic_n``, ``ellipticity``,
+    ``pa``, ``x_offset``, ``y_offset`` to starting values (NaN: from moments).
+    """
+    n_params = 7 + bool(fit_sky)
+    data = np.asarray(data, np.float64)
+    good = ~np.asarray(mask, bool) & np.isfinite(data)
+    if std is not None:
+        std = np.asarray(std, np.float64)
+        with np.errstate(invalid="ignore"):
+            good &= np.isfinite(std) & (std > 0)
+    nan_row = [np.nan] * (len(RESULT_COLUMNS) - 1)
+    if good.sum() < MIN_PIXELS_PER_PARAMETER * n_params:
+        return nan_row + [BAD_DATA]
+    guess, sky0, radius = _moments(data, good, _clipped_sigma(data[good]), psf_hlr, limits,
+                                   fit_sky)
+    uniform = std is None or not np.isfinite(std[good]).any()
+    if uniform:  # no uncertainty: the value does not matter to the fit, only to chi2_nu
+        sigma = _nonzero(_clipped_sigma(data[good]), data[good])
+        weight = np.full(data.shape, 1.0 / sigma)
+    else:
+        weight = 1.0 / np.where(good, std, 1.0)
+    x0 = _starting_point(guess, initial, limits)
+    problem = _Problem(data.shape, kernel, data, weight, good, limits, fit_sky)
+    lower, upper = limits.box(fit_sky)
+    if fit_sky:
+        x0 = np.append(x0, sky0)
+    x0 = np.clip(x0, lower, upper)
+    result = least_squares(problem.residuals, x0, jac=lambda x: problem.jacobian(x, upper),
+                           bounds=(lower, upper), method="trf", x_scale="jac", ftol=FTOL,
+                           xtol=XTOL, gtol=1e-10, max_nfev=MAX_NFEV)
+    x = result.x
+    (r_eff, n, q, pa, dx, dy), clipped = problem.parameters(x)
+    flag = 0
+    if result.status <= 0:
+        flag |= NOT_CONVERGED
+    if clipped or np.any(result.active_mask[1:7] != 0):
+        flag |= AT_BOUND
+    chi2_nu = 2.0 * result.cost / max(good.sum() - n_params, 1)
+    if uniform:
+        chi2_nu *= (sigma / _noise(data, good, radius, result.fun * sigma)) ** 2
+    mag = zeropoint - 2.5 * x[0] / np.log(10.0)
+    sky = x[7] if fit_sky else np.nan
+    return [mag, r_eff, n, 1.0 - q, pa, dx, dy, sky, chi2_nu, flag]
+
+
+def _clipped_sigma(values):
+    """3σ-clipped MAD standard deviation (0 for noiseless pixels)."""
+    return sigma_clipped_stats(values, sigma=3.0, maxiters=5, stdfunc="mad_std")[2]
+
+
+def _nonzero(sigma, values):
+    """``sigma``, or a tiny scale of ``values`` where it is 0 (noiseless pixels)."""
+    if sigma > 0:
+        return sigma
+    peak = np.max(np.abs(values))
+    return 1e-6 * peak if peak > 0 else 1.0
+
+
+def _noise(data, good, radius, residuals):
+    """Robust background noise of a cutout without uncertainty.
+
+    Two estimates, each inflated by a different contamination: the clipped
+    MAD of the unmasked pixels beyond 3 observed half-light radii (``radius``
+    is the elliptical radius in those units; galaxy light in the wings) where
+    at least `MIN_BACKGROUND_PIXELS` lie there, and the clipped MAD of the
+    fit's residuals (model mismatch).  The smaller is the better.
+    """
+    sigma = _clipped_sigma(residuals)
+    background = good & (radius > 3.0)
+    if background.sum() >= MIN_BACKGROUND_PIXELS:
+        sigma = min(sigma, _clipped_sigma(data[background]))
+    return _nonzero(sigma, data[good])
+
+
+def _moments(data, good, sigma, psf_hlr, limits, fit_sky):
+    """Starting values from image moments, the sky level and an elliptical radius map.
+
+    The map is in units of the observed (PSF-convolved) half-light radius.
+    """
+    ny, nx = data.shape
+    y, x = np.mgrid[:ny, :nx]
+    x = x - (nx - 1) / 2.0
+    y = y - (ny - 1) / 2.0
+    sky = sigma_clipped_stats(data[good], sigma=3.0, maxiters=5)[1] if fit_sky else 0.0
+    d = np.where(good, data - sky, 0.0)
+    weight = np.where(d > sigma, d, 0.0)
+    if not weight.sum() > 0:
+        weight = np.clip(d, 0.0, None)
+    if not weight.sum() > 0:
+        weight = good.astype(float)
+    # Centroid within a Gaussian window about the stamp centre (neighbours count less).
+    window = weight * np.exp(-0.5 * (x**2 + y**2) / (min(nx, ny) / 6.0) ** 2)
+    total = window.sum() if window.sum() > 0 else 1.0
+    cx = np.clip((window * x).sum() / total, *limits.x_offset)
+    cy = np.clip((window * y).sum() / total, *limits.y_offset)
+    x, y = x - cx, y - cy
+    inside = weight * (x**2 + y**2 < (min(nx, ny) / 2.0) ** 2)
+    total = inside.sum() if inside.sum() > 0 else 1.0
+    mxx, myy, mxy = ((inside * a * b).sum() / total for a, b in ((x, x), (y, y), (x, y)))
+    half_diff = np.hypot(0.5 * (mxx - myy), mxy)
+    major, minor = 0.5 * (mxx + myy) + half_diff, 0.5 * (mxx + myy) - half_diff
+    q = np.sqrt(max(minor, 1e-12) / major) if major > 0 else 1.0
+    pa = 0.5 * np.degrees(np.arctan2(2 * mxy, mxx - myy))
+    flux = d.sum()
+    if not flux > 0:
+        flux = max(weight.sum(), sigma * np.sqrt(good.sum()))
+    # Half-light radius from the curve of growth in elliptical apertures,
+    # less the PSF's in quadrature.
+    cos, sin = np.cos(np.radians(pa)), np.sin(np.radians(pa))
+    radius = np.hypot(x * cos + y * sin, (y * cos - x * sin) / q)
+    order = np.argsort(radius[good])
+    cumulative = np.cumsum(d[good][order])
+    half = np.argmax(cumulative >= 0.5 * flux)  # the first crossing (noise wiggles)
+    r_obs = max(radius[good][order][half], 0.5)
+    r_eff = np.sqrt(max(r_obs**2 - psf_hlr**2, 0.25))
+    guess = {"flux": flux, "r_eff": r_eff, "sersic_n": 2.0, "ellipticity": 1.0 - q, "pa": pa,
+             "x_offset": cx, "y_offset": cy}
+    return guess, sky, radius / r_obs
+
+
+def _starting_point(guess, initial, limits):
+    """Fit variables from the moments' ``guess``, overridden by finite ``initial`` values."""
+    guess = dict(guess)
+    for name, value in initial.items():
+        if np.isfinite(value):
+            guess[name] = value
+    e_low, e_high = 1.0 - np.exp(-2.0 * np.array(limits.m))
+    q = 1.0 - np.clip(guess["ellipticity"], e_low, e_high * 0.999)
+    m = -0.5 * np.log(q)
+    r_eff = np.clip(guess["r_eff"], *limits.r_eff)
+    n = np.clip(guess["sersic_n"], *limits.sersic_n)
+    angle = 2.0 * np.radians(guess["pa"])
+    return np.array([np.log(max(guess["flux"], 1e-30)), np.log(r_eff) - m, np.log(n),
+                     m * np.cos(angle), m * np.sin(angle), guess["x_offset"], guess["y_offset"]])

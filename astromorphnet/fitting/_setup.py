@@ -1,0 +1,161 @@
+"""Input preparation of `fit_sersic`: PSF kernels, starting values, bounds, pixels."""
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+
+from ..catalog._targets import TARGETS, labels_to_array
+from ..simulation._render import PSFKernel
+from ..simulation._survey import SurveyConfig
+from . import _model
+
+_BOUND_NAMES = ("r_eff", "sersic_n", "ellipticity", "x_offset", "y_offset")
+_N_RANGE = (0.3, 6.2)  # GalSim's (and the simulations') valid Sérsic indices
+
+
+def check_psf(psf):
+    """Validate ``psf``: ``(galsim object, is_image, survey or None, description)``."""
+    import galsim
+
+    if isinstance(psf, SurveyConfig):
+        objects = psf.psf_objects()
+        if len(objects) != 1:
+            raise ValueError(f"the survey has {len(objects)} PSFs (PSF variation): pass the "
+                             "one PSF of these cutouts as psf=...")
+        return objects[0], False, psf, f"{psf.name}: {psf.psf!r}"
+    if isinstance(psf, galsim.GSObject):
+        return psf, False, None, repr(psf)
+    message = (f"psf must be a galsim.GSObject, a 2-D PSF image array or a SurveyConfig; "
+               f"got {type(psf).__name__}")
+    if not isinstance(psf, (np.ndarray, list, tuple)):
+        raise TypeError(message)
+    try:
+        array = np.asarray(psf, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(message) from None
+    if array.ndim != 2 or not np.isfinite(array).all() or not array.sum() > 0:
+        raise ValueError(f"a PSF image must be a finite 2-D array of positive sum; got "
+                         f"shape {array.shape}")
+    # Sampled at the cutouts' pixel scale: work in pixels (scale 1).
+    image = galsim.Image(array / array.sum(), scale=1.0)
+    return galsim.InterpolatedImage(image), True, None, f"image of shape {array.shape}"
+
+
+def native_shape(stamps, i):
+    """Cutout ``i``'s own shape (cutouts in a list may differ)."""
+    if stamps._items is None:
+        return stamps.shapes[0]
+    return stamps._items[i][0].shape
+
+
+def kernels_for(psf_object, is_image, pixel_scales, shapes):
+    """One `PSFKernel` (and the PSF's half-light radius) per pixel scale."""
+    if is_image:  # sampled at the cutouts' scale, whatever it is: work in pixels
+        keys = [1.0] * len(shapes)
+    else:
+        if np.isnan(pixel_scales).any():
+            raise ValueError("a GalSim PSF needs the cutouts' pixel scale: pass pixel_scale=... "
+                             "or give the cutouts a celestial WCS")
+        keys = [float(s) for s in pixel_scales]
+    kernels = {}
+    for key, shape in zip(keys, shapes):
+        if key not in kernels:
+            kernels[key] = (PSFKernel(psf_object, key), _half_light_radius(psf_object, key))
+        kernels[key][0].wings(max(shape))  # drawn once here, not in every worker
+    return kernels, keys
+
+
+def _half_light_radius(psf_object, pixel_scale, size=65):
+    """The PSF's (circular) half-light radius in pixels."""
+    image = psf_object.drawImage(nx=size, ny=size, scale=pixel_scale).array
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2.0
+    radius = np.hypot(x, y).ravel()
+    order = np.argsort(radius)
+    cumulative = np.cumsum(image.ravel()[order])
+    return float(radius[order][np.argmax(cumulative >= 0.5 * cumulative[-1])])
+
+
+def initial_values(initial, stamps):
+    """Per-cutout dicts of starting values (NaN: from the moments)."""
+    n = len(stamps)
+    names = ("flux", "r_eff", "sersic_n", "ellipticity", "pa", "x_offset", "y_offset")
+    values = {name: np.full(n, np.nan) for name in names}
+    if initial is not None:
+        if isinstance(initial, Table):
+            if len(initial) != n:
+                raise ValueError(f"initial has {len(initial)} rows but X has {n} cutouts; give "
+                                 "one row of starting values per cutout")
+            for name in TARGETS:
+                if name in initial.colnames:
+                    values[name] = labels_to_array(initial, (name,), allow_nan=True,
+                                                   pixel_scale=stamps.pixel_scale)[:, 0]
+            for name, aliases, unit in (("pa", ("pa",), u.deg), ("x_offset", ("x_offset", "dx"),
+                                        u.pix), ("y_offset", ("y_offset", "dy"), u.pix)):
+                column = next((initial[a] for a in aliases if a in initial.colnames), None)
+                if column is not None:
+                    quantity = u.Quantity(column, unit)
+                    values[name] = quantity.to_value(unit).astype(float)
+        else:
+            array = labels_to_array(initial, TARGETS, allow_nan=True)
+            if len(array) != n:
+                raise ValueError(f"initial has {len(array)} rows but X has {n} cutouts; give "
+                                 "one row of starting values per cutout")
+            for j, name in enumerate(TARGETS):
+                values[name] = array[:, j]
+        if "mag" in values:
+            values["flux"] = 10 ** (-0.4 * (values.pop("mag") - stamps.zeropoint))
+    return [{name: values[name][i] for name in names} for i in range(n)]
+
+
+def limits_for(bounds, shapes):
+    """Per-cutout `_model.Limits` from user ``bounds`` and the default ones."""
+    bounds = dict(bounds or {})
+    unknown = set(bounds) - set(_BOUND_NAMES)
+    if unknown:
+        raise ValueError(f"unknown bound(s) {sorted(unknown)}; bounds can be set for "
+                         f"{list(_BOUND_NAMES)}")
+    checked = {}
+    for name, value in bounds.items():
+        if isinstance(value, u.Quantity):
+            value = value.to_value(u.pix if name in ("r_eff", "x_offset", "y_offset")
+                                   else u.dimensionless_unscaled)
+        try:
+            low, high = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds[{name!r}] must be a (low, high) pair; "
+                             f"got {value!r}") from None
+        if not low < high:
+            raise ValueError(f"bounds[{name!r}] = ({low}, {high}) is empty: low must be < high")
+        checked[name] = (low, high)
+    low, high = checked.get("sersic_n", _N_RANGE)
+    if low < _N_RANGE[0] or high > _N_RANGE[1]:
+        raise ValueError(f"bounds['sersic_n'] = ({low}, {high}) must lie within the valid "
+                         f"{_N_RANGE[0]}-{_N_RANGE[1]}")
+    if checked.get("r_eff", (1.0,))[0] <= 0:
+        raise ValueError(f"bounds['r_eff'] = {checked['r_eff']} must be positive (pixels)")
+    low, high = checked.get("ellipticity", (0.0, 0.95))
+    if low < 0 or high >= 1:
+        raise ValueError(f"bounds['ellipticity'] = ({low}, {high}) must lie in [0, 1)")
+    out = []
+    for ny, nx in shapes:
+        out.append(_model.Limits(
+            r_eff=checked.get("r_eff", (0.1, 4.0 * max(ny, nx))),
+            sersic_n=checked.get("sersic_n", _N_RANGE),
+            ellipticity=checked.get("ellipticity", (0.0, 0.95)),
+            x_offset=checked.get("x_offset", (-nx / 4.0, nx / 4.0)),
+            y_offset=checked.get("y_offset", (-ny / 4.0, ny / 4.0))))
+    return out
+
+
+def read_cutouts(stamps, start, stop):
+    """``(data, mask, std, flag)`` of cutouts ``start:stop`` at their native shape."""
+    if stamps._items is None:
+        batch = stamps.read(start, stop, stamps.shapes[0])
+        return [(batch.data[k], batch.mask[k], None if batch.std is None else batch.std[k],
+                 batch.flag[k]) for k in range(stop - start)]
+    out = []
+    for i in range(start, stop):
+        batch = stamps.read(i, i + 1, native_shape(stamps, i))
+        out.append((batch.data[0], batch.mask[0], None if batch.std is None else batch.std[0],
+                    batch.flag[0]))
+    return out
