@@ -5,6 +5,10 @@ import sys
 
 __all__ = ["main"]
 
+#: Entries of ``astromorphnet.demo.SCALES`` the command line can override.
+_OVERRIDES = ("n_source", "n_target", "stamp_size", "max_epochs", "patience",
+              "fine_tune_epochs", "dann_n_source", "dann_max_epochs", "dann_patience")
+
 
 def main(argv=None):
     """Entry point of the ``astromorphnet`` command.
@@ -30,10 +34,9 @@ def main(argv=None):
                       help="sizes: 'default' runs in minutes on a CPU, 'thesis' uses the "
                            "reference thesis's sizes, 128x128 stamps and network (a GPU "
                            "job) (default: %(default)s)")
-    for option, kind in (("n-source", int), ("n-target", int), ("stamp-size", int),
-                         ("max-epochs", int)):
-        demo.add_argument(f"--{option}", type=kind, default=None,
-                          help=f"override the scale's {option.replace('-', ' ')}")
+    for key in _OVERRIDES:
+        demo.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
+                          help=f"override the scale's {key.replace('_', ' ')}")
     demo.add_argument("--output-dir", default="astromorphnet-demo",
                       help="where catalogs, tables and plots go (default: %(default)s)")
     demo.add_argument("--no-plots", action="store_true", help="skip the plots")
@@ -42,9 +45,8 @@ def main(argv=None):
 
     from .demo import run_demo
 
-    overrides = {key: value for key, value in vars(args).items()
-                 if key in ("n_source", "n_target", "stamp_size", "max_epochs")
-                 and value is not None}
+    overrides = {key: getattr(args, key) for key in _OVERRIDES
+                 if getattr(args, key) is not None}
     run_demo(args.scale, output_dir=args.output_dir, plots=not args.no_plots,
              random_state=args.seed, **overrides)
     return 0

@@ -217,22 +217,29 @@ def as_stamps(X, *, pixel_scale=None, zeropoint=None):
     X : list of NDData, NDData, array-like, or `Stamps`
         A list/tuple of 2-D `~astropy.nddata.NDData` (or `~astropy.nddata.CCDData`
         or 2-D arrays), one `~astropy.nddata.NDData` holding a 3-D stack, or an
-        array of shape ``(n, ny, nx)`` or ``(n, ny, nx, 1)``.  A 2-D array
+        array of shape ``(n, ny, nx)`` or ``(n, ny, nx, 1)``.  The mask of an
+        NDData or of a `numpy.ma.MaskedArray` marks bad pixels.  A 2-D array
         ``(n, p)`` is read as ``n`` cutouts of shape ``(1, p)`` (scikit-learn's
         rows-are-samples convention); a single image needs ``image[None]``.
     pixel_scale : float or `~astropy.units.Quantity`, optional
-        Pixel scale (arcsec/pixel) for cutouts without a celestial WCS.
+        Pixel scale (arcsec/pixel) for cutouts without a celestial WCS (or,
+        for a 3-D NDData, a per-cutout ``meta['pixel_scale']``).
     zeropoint : float, optional
         AB zeropoint for cutouts whose meta/unit give none.
 
     Returns
     -------
     stamps : `Stamps`
+        The validated cutouts.
 
     Raises
     ------
     ValueError
-        If ``X`` is empty, 1-D, of inconsistent dimensions, or not numeric.
+        If ``X`` is empty, 1-D, of inconsistent dimensions, complex, or has
+        a mask or per-cutout meta of the wrong shape; or ``pixel_scale`` is
+        not positive.
+    TypeError
+        If ``X`` is sparse or not numeric.
     astropy.units.UnitsError
         If the cutouts carry units that cannot be converted into each other.
     """
@@ -252,9 +259,11 @@ def as_stamps(X, *, pixel_scale=None, zeropoint=None):
         if len(X) == 0:
             raise ValueError("X is empty: pass at least one cutout")
         if not any(isinstance(x, NDData) for x in X):
-            X = [np.asarray(x) for x in X]
+            X = [np.asanyarray(x) for x in X]
             if len({x.shape for x in X}) == 1:
-                return _from_array(np.stack(X), scale_default, zp_default)
+                # np.stack drops the masks of masked arrays; np.ma.stack keeps them.
+                stack = np.ma.stack if any(np.ma.isMaskedArray(x) for x in X) else np.stack
+                return _from_array(stack(X), scale_default, zp_default)
         return _from_list(X, scale_default, zp_default)
     return _from_array(X, scale_default, zp_default)
 
@@ -327,7 +336,10 @@ def _from_array(X, scale_default, zp_default):
         raise ValueError(f"X has 0 feature(s) (shape={shape}) while a minimum of 1 is "
                          "required: cutouts need at least one pixel")
     n = len(X)
-    return Stamps(stack=X, unit=unit, pixel_scale=np.full(n, scale_default),
+    # A masked array's mask is read like an NDData's; the data under it is never used.
+    mask = np.ma.getmask(X)
+    return Stamps(stack=np.ma.getdata(X), stack_mask=None if mask is np.ma.nomask else mask,
+                  unit=unit, pixel_scale=np.full(n, scale_default),
                   zeropoint=_unit_zeropoint(unit, np.full(n, zp_default)),
                   flag=np.zeros(n, np.int64))
 
@@ -338,6 +350,8 @@ def _from_stack_nddata(nd, scale_default, zp_default):
         raise ValueError("X is empty: pass at least one cutout")
     meta = nd.meta or {}
     per_row = {}
+    # As for a list of cutouts, a celestial WCS overrides the pixel_scale keyword.
+    scale_default = _wcs_pixel_scale(nd.wcs, scale_default)
     for key, default in zip(STACK_META_KEYS, (0, scale_default, zp_default)):
         value = np.asarray(meta.get(key, np.full(n, default)))
         if value.shape != (n,):
@@ -345,7 +359,8 @@ def _from_stack_nddata(nd, scale_default, zp_default):
                              f"cutout ({n}); got shape {value.shape}")
         per_row[key] = np.where(np.isnan(value), default, value) if key != "flag" else value
     std = None if nd.uncertainty is None else _std_array(nd.uncertainty)
-    return Stamps(stack=_numeric(nd.data, "NDData.data"), stack_mask=nd.mask,
+    data = _numeric(nd.data, "NDData.data")
+    return Stamps(stack=data, stack_mask=_mask_array(nd.mask, data.shape, "X.mask"),
                   stack_std=std, unit=nd.unit,
                   pixel_scale=per_row["pixel_scale"].astype(float),
                   zeropoint=_unit_zeropoint(nd.unit, per_row["zeropoint"].astype(float)),
@@ -371,13 +386,28 @@ def _from_list(X, scale_default, zp_default):
         if factor != 1.0:
             data = data * factor
             std = None if std is None else std * factor
-        items.append((data, nd.mask, std))
+        items.append((data, _mask_array(nd.mask, data.shape, f"X[{i}].mask"), std))
         scales.append(_wcs_pixel_scale(nd.wcs, scale_default))
         zp = _meta_zeropoint(nd.meta)
         zeropoints.append(zp_default if zp is None else zp + 2.5 * np.log10(factor))
     return Stamps(items=items, unit=unit, pixel_scale=np.array(scales),
                   zeropoint=_unit_zeropoint(unit, np.array(zeropoints)),
                   flag=np.array(flags, np.int64))
+
+
+def _mask_array(mask, shape, what):
+    """An NDData's mask as a boolean array of the data's shape (None: no mask).
+
+    NDData accepts any mask, e.g. a scalar ``False``; broadcasting gives it
+    the data's shape without copying.
+    """
+    if mask is None:
+        return None
+    try:
+        return np.broadcast_to(np.asarray(mask, bool), shape)
+    except ValueError:
+        raise ValueError(f"{what} of shape {np.shape(mask)} does not match the data's shape "
+                         f"{shape}: give one mask value per pixel (True = bad)") from None
 
 
 def _pixel_unit(unit):

@@ -1,8 +1,13 @@
 """Benchmarks of SersicCNNRegressor (not a test: run by hand, report the numbers).
 
-    python benchmarks/bench_estimator.py overhead     # estimator vs bare Keras, same run
-    python benchmarks/bench_estimator.py throughput   # predict stamps/s, 64² and 128²
-    python benchmarks/bench_estimator.py memory       # peak RSS, 100,000 64² stamps
+    python benchmarks/bench_estimator.py overhead       # estimator vs bare Keras, same run
+    python benchmarks/bench_estimator.py throughput     # predict stamps/s, 64² and 128²
+    python benchmarks/bench_estimator.py memory         # peak RSS of predict, 100,000 64² stamps
+    python benchmarks/bench_estimator.py train-memory   # peak RSS of fit streaming from HDF5
+    python benchmarks/bench_estimator.py log-targets --epochs 25   # R², log10 or linear r_eff, n
+
+``--mixed-precision`` runs ``throughput`` under Keras's ``mixed_float16``
+policy (for GPUs with tensor cores).
 
 Images are synthetic (elliptical Gaussians + noise): the networks' speed does
 not depend on what is in the pixels, and drawing them costs nothing.
@@ -76,6 +81,12 @@ def overhead(args):
 
 def throughput(args):
     """Predict stamps/s per architecture and stamp size (after a warm-up call)."""
+    import keras
+    import tensorflow as tf
+
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     results = []
     for size in (64, 128):
         images, labels = synthetic(args.n, size)
@@ -85,7 +96,8 @@ def throughput(args):
             t0 = time.perf_counter()
             est.predict(images)
             dt = time.perf_counter() - t0
-            results.append({"size": size, "architecture": architecture,
+            results.append({"size": size, "architecture": architecture, "device": device,
+                            "policy": keras.mixed_precision.global_policy().name,
                             "stamps_per_s": args.n / dt})
     return results
 
@@ -119,17 +131,82 @@ def memory(args):
         return json.loads(out.strip().splitlines()[-1])
 
 
+def train_memory(args):
+    """Peak RSS of ``fit`` streaming an HDF5 set of ``args.n`` 64² stamps, in a child.
+
+    Run it at two sizes: a streamed fit's memory does not grow with the set.
+    """
+    import h5py
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "train.h5")
+        chunk_images, chunk_labels = synthetic(2048, 64)
+        with h5py.File(path, "w") as f:
+            images = f.create_dataset("images", (args.n, 64, 64), np.float32,
+                                      chunks=(64, 64, 64))
+            labels = np.empty((args.n, 4))
+            for start in range(0, args.n, 2048):
+                stop = min(start + 2048, args.n)
+                images[start:stop] = chunk_images[:stop - start]
+                labels[start:stop] = chunk_labels[:stop - start]
+        np.save(os.path.join(tmp, "labels.npy"), labels)
+        child = (
+            "import json, resource, sys, time, h5py, numpy as np\n"
+            "from astromorphnet import SersicCNNRegressor\n"
+            "d = sys.argv[1]\n"
+            "est = SersicCNNRegressor('light', max_epochs=1, batch_size=64, zeropoint=25.94,\n"
+            "                         random_state=0)\n"
+            "with h5py.File(d + '/train.h5') as f:\n"
+            "    t0 = time.perf_counter()\n"
+            "    est.fit(f['images'], np.load(d + '/labels.npy'))\n"
+            "    dt = time.perf_counter() - t0\n"
+            "    nbytes = f['images'].nbytes\n"
+            "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            "print(json.dumps({'n': int(sys.argv[2]), 'epochs': est.n_epochs_,\n"
+            "                  'fit_seconds': dt, 'peak_rss_mb': peak,\n"
+            "                  'input_mb': nbytes / 2**20}))\n")
+        out = subprocess.run([sys.executable, "-c", child, tmp, str(args.n)],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def log_targets(args):
+    """Test-set R² per parameter with r_eff and n regressed in log10 or linearly."""
+    from astromorphnet import SersicCNNRegressor
+    from astromorphnet.metrics import r2_table
+    from astromorphnet.simulation import simulate_galaxies
+
+    images, truth = simulate_galaxies(args.n, stamp_size=48, n_jobs=-1, random_state=0,
+                                      ranges={"mag": (16, 25), "r_eff": (1.3, 12)})
+    train, test = slice(0, int(0.8 * args.n)), slice(int(0.8 * args.n), args.n)
+    catalogs = {}
+    for name, logs in (("log10 r_eff, n", ("r_eff", "sersic_n")), ("linear", ())):
+        est = SersicCNNRegressor("light", learning_rate=1e-3, batch_size=32,
+                                 max_epochs=args.epochs, patience=5, log_targets=logs,
+                                 zeropoint=truth.meta["zeropoint"], random_state=0)
+        catalogs[name] = est.fit(images[train], truth[train]).predict(images[test])
+    table = r2_table(truth[test], catalogs)
+    return {row["model"]: {c: round(float(row[c]), 4) for c in table.colnames[1:]}
+            for row in table}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["overhead", "throughput", "memory"])
+    parser.add_argument("which", choices=["overhead", "throughput", "memory", "train-memory",
+                                          "log-targets"])
     parser.add_argument("--n", type=int, default=None, help="stamps")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--architecture", default="light")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--mixed-precision", action="store_true")
     args = parser.parse_args()
-    args.n = args.n or {"overhead": 2000, "throughput": 2048, "memory": 100_000}[args.which]
-    result = {"overhead": overhead, "throughput": throughput, "memory": memory}[args.which](args)
+    benchmarks = {"overhead": (overhead, 2000), "throughput": (throughput, 2048),
+                  "memory": (memory, 100_000), "train-memory": (train_memory, 40_000),
+                  "log-targets": (log_targets, 3000)}
+    run, default_n = benchmarks[args.which]
+    args.n = args.n or default_n
+    result = run(args)
     print(json.dumps(result, indent=2))
 
 

@@ -16,8 +16,8 @@ from photutils.utils import NoDetectionsWarning
 
 from astromorphnet._input import as_stamps
 from astromorphnet.catalog import SersicFlag
-from astromorphnet.cutouts import (extract_cutouts, match_parameter_ranges, parameter_ranges,
-                                   select_magnitude)
+from astromorphnet.cutouts import (extract_cutouts, mask_neighbours, match_parameter_ranges,
+                                   parameter_ranges, select_magnitude)
 
 SHAPE = (256, 256)
 PIXEL_SCALE = 0.06  # arcsec / pixel
@@ -396,3 +396,56 @@ def test_match_parameter_ranges():
     assert match_parameter_ranges(QTable({"pa": [10.0, 100.0] * u.deg}),
                                   QTable({"pa": [0.0, 1.0] * u.rad}), columns="pa").tolist() == [
         True, False]
+
+
+# -- neighbour masks of ready-made cutouts --------------------------------------
+def _stamp(neighbours, seed=0):
+    """A galaxy at the centre of a 48x48 noise stamp plus Gaussian neighbours at (x, y)."""
+    yy, xx = np.mgrid[:48, :48]
+    image = 30 * np.exp(-((xx - 23.5) ** 2 + (yy - 23.5) ** 2) / 18)
+    for x0, y0 in neighbours:
+        image = image + 30 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / 6)
+    return image + np.random.default_rng(seed).normal(0, NOISE, image.shape)
+
+
+def test_mask_neighbours_masks_neighbours_only():
+    stack = np.array([_stamp([(6, 40)]), _stamp([]), _stamp([(32, 28)])])
+    stack[0, 0, 0] = np.nan
+    masked = mask_neighbours(stack)
+    assert isinstance(masked, np.ma.MaskedArray) and masked.shape == stack.shape
+    assert masked.mask[0, 40, 6] and masked.mask[0, 0, 0]  # neighbour, NaN pixel
+    assert not masked.mask[0, 20:28, 20:28].any()  # the central galaxy is never masked
+    assert masked.mask[1].sum() == 0  # an isolated galaxy: nothing to mask
+    assert masked.mask[2, 28, 32]  # a blended neighbour, split by deblending
+    assert not mask_neighbours(stack[2:], deblend=False).mask[0, 28, 32]  # one segment
+    assert not masked.mask[2, 23, 23]
+
+
+def test_mask_neighbours_keeps_the_form_and_what_is_known():
+    image = _stamp([(6, 40)])
+    old = np.zeros(image.shape, bool)
+    old[0, :] = True
+    wcs = make_wcs(image.shape)
+    ccd = CCDData(image, unit="electron/s", wcs=wcs, mask=old, meta={"MAGZERO": 25.9},
+                  uncertainty=StdDevUncertainty(np.full(image.shape, NOISE)))
+    out_ccd, out_plain, out_array = mask_neighbours([ccd, NDData(image), image])
+    assert isinstance(out_ccd, CCDData) and out_ccd.wcs is wcs and out_ccd.unit == ccd.unit
+    assert out_ccd.meta["MAGZERO"] == 25.9 and out_ccd.data is ccd.data
+    assert out_ccd.mask[0].all() and out_ccd.mask[40, 6] and not ccd.mask[40, 6]
+    assert type(out_plain) is NDData and out_plain.mask[40, 6]
+    assert isinstance(out_array, np.ma.MaskedArray) and out_array.mask[40, 6]
+    # The estimators read the neighbour mask like any other.
+    assert as_stamps([out_ccd]).read(0, 1, image.shape).mask[0, 40, 6]
+    kept = mask_neighbours(np.ma.MaskedArray(image[np.newaxis], mask=old[np.newaxis]))
+    assert kept.mask[0, 0].all()
+
+
+@pytest.mark.parametrize("cutouts, kwargs, match", [
+    (np.zeros((48, 48)), {}, r"stacked \(n, ny, nx\); got an array of shape \(48, 48\)"),
+    ([NDData(np.zeros((2, 8, 8)))], {}, r"each NDData cutout must be 2-D"),
+    (np.zeros((1, 8, 8)), {"threshold": 0}, "threshold must be positive"),
+    (np.zeros((1, 8, 8)), {"dilate": -1}, "dilate must be a non-negative int"),
+])
+def test_mask_neighbours_errors(cutouts, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mask_neighbours(cutouts, **kwargs)

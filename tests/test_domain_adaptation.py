@@ -165,13 +165,28 @@ def test_dann_in_pipeline_and_grid_search_with_metadata_routing(domains):
         dann = make_dann(max_epochs=1).set_fit_request(sample_domain=True)
         dann.set_score_request(sample_domain=True)
         pipe = make_pipeline(CutoutCropper(size=28), dann)
-        pipe.fit(X, y, sample_domain=domain)
-        assert pipe[-1].input_shape_ == (28, 28)
         cv = list(StratifiedKFold(2, shuffle=True, random_state=0).split(X, domain))
-        search = GridSearchCV(dann, {"learning_rate": [1e-3, 3e-3]}, cv=cv)
-        search.fit(X, y, sample_domain=domain)
-    assert search.best_params_["learning_rate"] in (1e-3, 3e-3)
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+        grid = {"adversarialdaregressor__learning_rate": [1e-3, 3e-3]}
+        search = GridSearchCV(pipe, grid, cv=cv, refit=False).fit(X, y, sample_domain=domain)
+        # One fold's score by hand: fit on the fold's rows of both domains,
+        # score on its target test rows only.
+        train, test = cv[0]
+        manual = clone(pipe).set_params(adversarialdaregressor__learning_rate=3e-3)
+        manual.fit(X[train], y[train], sample_domain=domain[train])
+        target_test = test[domain[test] < 0]
+        expected = manual.score(X[target_test], y[target_test])
+    assert manual[-1].input_shape_ == (28, 28)
+    assert search.cv_results_["split0_test_score"][1] == pytest.approx(expected, abs=1e-6)
+
+
+def test_dann_needs_a_validation_split_of_each_domain(domains):
+    X, y, domain, *_ = domains
+    keep = np.r_[np.flatnonzero(domain > 0), np.flatnonzero(domain < 0)[:1]]
+    with pytest.raises(ValueError, match="cannot hold out a validation split stratified on "
+                                         "domain"):
+        make_dann().fit(X[keep], y[keep], sample_domain=domain[keep])
+    assert make_dann(max_epochs=1, validation_fraction=0).fit(
+        X[keep], y[keep], sample_domain=domain[keep]).n_epochs_ == 1
 
 
 def test_dann_save_load_in_a_fresh_process(domains, tmp_path):
@@ -304,3 +319,36 @@ def test_real_like_target_differs_from_training_simulations():
     (sim_std, sim_lag), (real_std, real_lag) = corner_noise(sims), corner_noise(real)
     assert abs(sim_lag) < 0.1 < real_lag  # correlated noise
     assert real_std > 1.2 * sim_std
+
+
+def test_transfer_learning_default_pretraining_reads_cutouts_like_fine_tuning():
+    tl = TransferLearningRegressor(zeropoint=ZEROPOINT, pixel_scale=0.06, random_state=3)
+    base, fitted = tl._pretrained_estimator()
+    assert not fitted
+    assert (base.zeropoint, base.pixel_scale, base.random_state) == (ZEROPOINT, 0.06, 3)
+
+
+def test_transfer_learning_chains_and_validates_sample_weight(pretrained, domains):
+    _, _, _, real, real_truth = domains
+    first = TransferLearningRegressor(pretrained, max_epochs=1, zeropoint=ZEROPOINT,
+                                      random_state=0).fit(real, real_truth)
+    second = TransferLearningRegressor(first, max_epochs=1, zeropoint=ZEROPOINT,
+                                       random_state=0).fit(real, real_truth)
+    assert second.model_.loss == pretrained.loss == "mae"
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(32,\)"):
+        TransferLearningRegressor(pretrained, zeropoint=ZEROPOINT).fit(
+            real, real_truth, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="sample_weight must be finite and non-negative"):
+        TransferLearningRegressor(pretrained, zeropoint=ZEROPOINT).fit(
+            real, real_truth, sample_weight=-np.ones(32))
+
+
+def test_stack_domains_keeps_masks_and_checks_lengths():
+    source = np.ma.MaskedArray(np.ones((2, 8, 8)), mask=np.zeros((2, 8, 8), bool))
+    target = np.ones((3, 8, 8))
+    source.mask[1, 0, 0] = True
+    X, y, domain = stack_domains(source, np.ones((2, 4)), target)
+    assert isinstance(X, np.ma.MaskedArray) and X.mask.sum() == 1 and X.mask[1, 0, 0]
+    assert domain.tolist() == [1, 1, -1, -1, -1] and np.isnan(y[2:]).all()
+    with pytest.raises(ValueError, match="the target domain has 3 cutouts but 2 label rows"):
+        stack_domains(source, np.ones((2, 4)), target, np.ones((2, 4)))

@@ -40,6 +40,12 @@ def test_catalog_units_flags_and_meta(fitted, survey):
     assert catalog.meta["model"] == "light_cnn"
     assert catalog.meta["astromorphnet_version"]
     assert "date" in catalog.meta
+    # The model identity follows the weights: same after pickling, new after a refit.
+    assert catalog.meta["model_id"] == fitted.model_id_ and len(fitted.model_id_) == 16
+    restored = pickle.loads(pickle.dumps(fitted))
+    assert restored.predict(survey[0][TEST]).meta["model_id"] == fitted.model_id_
+    refit = clone(fitted).set_params(random_state=1).fit(survey[0][:16], survey[1][:16])
+    assert refit.model_id_ != fitted.model_id_
 
 
 def test_training_actually_learns(survey):
@@ -52,11 +58,10 @@ def test_training_actually_learns(survey):
 
 
 def test_out_of_range_flag(fitted, survey):
-    catalog = fitted.predict(survey[0][TEST])
-    low, high = fitted.label_range_
-    values = _array(catalog)
-    outside = ((values < low) | (values > high)).any(axis=1)
-    assert np.array_equal(catalog["flag"] & SersicFlag.OUT_OF_RANGE > 0, outside)
+    values = _array(fitted.predict(survey[0][TEST]))
+    wide = copy.copy(fitted)
+    wide.label_range_ = (values.min(axis=0) - 1, values.max(axis=0) + 1)  # around all
+    assert not any(wide.predict(survey[0][TEST])["flag"] & SersicFlag.OUT_OF_RANGE)
     narrow = copy.copy(fitted)
     narrow.label_range_ = (values.max(axis=0) + 1, values.max(axis=0) + 2)  # below all
     assert all(narrow.predict(survey[0][TEST])["flag"] & SersicFlag.OUT_OF_RANGE)
@@ -122,6 +127,15 @@ def test_parameter_errors(survey, params, match):
 def test_not_fitted():
     with pytest.raises(NotFittedError):
         SersicCNNRegressor().predict(np.ones((1, 8, 8)))
+
+
+def test_failed_fit_leaves_the_estimator_unfitted(survey):
+    images, truth = survey
+    est = make_regressor()
+    with pytest.raises(ValueError, match="X has 8 cutouts but y has 7 label rows"):
+        est.fit(images[:8], truth[:7])
+    with pytest.raises(NotFittedError):
+        est.predict(images[:2])
 
 
 def test_verbose_levels(survey, capsys):
@@ -197,13 +211,26 @@ def test_pipeline_with_cropper_and_normalizer(survey):
 def test_grid_search_default_scoring(survey):
     images, truth = survey
     search = GridSearchCV(make_regressor(max_epochs=1),
-                          {"learning_rate": [1e-3, 1e-2], "architecture": ["light"]},
+                          {"learning_rate": [1e-3, 1e-2], "architecture": ["light", _tiny_cnn]},
                           cv=KFold(2))
     # Cutouts as a list of NDData; labels as the array of labels_to_array.
     search.fit([NDData(im) for im in images[:48]], labels_to_array(truth[:48]))
     assert set(search.cv_results_["param_learning_rate"]) == {1e-3, 1e-2}
+    assert list(search.cv_results_["param_architecture"]).count(_tiny_cnn) == 2
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert isinstance(search.predict(images[TEST]), QTable)
+    expected = "tiny_cnn" if search.best_params_["architecture"] is _tiny_cnn else "light_cnn"
+    assert search.best_estimator_.model_.name == expected
+
+
+def _tiny_cnn(input_shape, n_outputs):
+    """A user-supplied builder: any ``builder(input_shape, n_outputs) -> keras.Model``."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    return keras.Model(inputs, keras.layers.Dense(n_outputs)(x), name="tiny_cnn")
 
 
 def test_grid_search_r2_scorer(survey):
@@ -213,3 +240,37 @@ def test_grid_search_r2_scorer(survey):
     search.fit(images[:48], _array(truth[:48]))
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_estimator_._output_kind() == "array"
+
+
+def test_thesis_network_and_defaults_follow_the_reference_thesis():
+    from keras import layers
+
+    from astromorphnet.models import build_thesis_cnn
+
+    model = build_thesis_cnn((128, 128, 1))
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert [c.filters for c in convs] == [16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+    assert [c.kernel_size for c in convs] == [(4, 4)] * 8 + [(3, 3)] * 2
+    assert [float(c.kernel_regularizer.l2) for c in convs] == pytest.approx([1e-4] * 10)
+    # Listing 5.3's paddings: 128 -> 125 (valid conv) -> 62 -> 31 (valid pools) -> 16 -> 8 -> 4.
+    assert model.get_layer("features").output.shape[1:] == (4 * 4 * 256,)
+    assert [d.units for d in model.layers if isinstance(d, layers.Dense)] == [128, 64, 4]
+    params = SersicCNNRegressor().get_params()
+    assert (params["architecture"], params["learning_rate"], params["batch_size"],
+            params["loss"], params["patience"], params["max_epochs"]) == (
+        "thesis", 1e-4, 16, "mae", 10, 100)
+
+
+def test_mixed_precision_policy(survey):
+    import keras
+
+    images, truth = survey
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        reg = make_regressor(max_epochs=1).fit(images[:32], truth[:32])
+        catalog = reg.predict(images[TEST])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert reg.model_.layers[1].compute_dtype == "float16"
+    assert reg.model_.output.dtype == "float32"
+    assert np.isfinite(_array(catalog)).all()

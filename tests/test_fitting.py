@@ -69,7 +69,7 @@ def test_recovers_noiseless_galsim_galaxy(n, r_eff, q, pa):
     assert abs(mag - (ZEROPOINT - 2.5 * np.log10(flux))) < 0.02
     assert r_fit == pytest.approx(r_eff, rel=0.02)
     assert n_fit == pytest.approx(n, rel=0.02)
-    assert 1 - ellipticity == pytest.approx(q, rel=0.02)
+    assert ellipticity == pytest.approx(1 - q, rel=0.02)
     assert catalog["pa"][0].to_value(u.deg) == pytest.approx(pa, abs=1.0)
     assert catalog["x_offset"][0].value == pytest.approx(0.2, abs=0.02)
     assert catalog["y_offset"][0].value == pytest.approx(-0.3, abs=0.02)
@@ -161,6 +161,37 @@ def test_n_jobs_does_not_change_results(noisy):
         np.testing.assert_array_equal(np.asarray(one[name]), np.asarray(two[name]))
 
 
+def test_negative_n_jobs_counts_back_from_the_cores(noisy, monkeypatch):
+    import os
+
+    from astromorphnet.fitting import _sersic_fit
+
+    survey, image, _, _ = noisy
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    workers = []
+    run = _sersic_fit._run
+
+    def record(tasks, n_jobs):
+        workers.append(n_jobs)
+        yield from run(tasks, 1)  # serially: only the number asked for matters here
+
+    monkeypatch.setattr(_sersic_fit, "_run", record)
+    fit_sersic(np.stack([image, image]), survey, n_jobs=-2)
+    assert workers == [3]  # joblib's convention: all cores but one
+
+
+def test_bounds_in_arcsec(noisy):
+    survey, image, _, _ = noisy
+    in_pixels = fit_sersic(image[np.newaxis], survey, bounds={"r_eff": (0.5, 2.0)})
+    in_arcsec = fit_sersic(image[np.newaxis], survey,
+                           bounds={"r_eff": (0.5 * SCALE, 2.0 * SCALE) * u.arcsec})
+    assert values(in_arcsec) == pytest.approx(values(in_pixels))
+    assert in_arcsec["fit_flag"][0] & FitFlag.AT_BOUND  # the true r_eff is 4 pixels
+    with pytest.raises(ValueError, match="are angles but some cutouts have no pixel scale"):
+        fit_sersic(np.zeros((1, 16, 16)), np.ones((5, 5)), zeropoint=ZEROPOINT,
+                   bounds={"r_eff": [0.01, 0.1] * u.arcsec})
+
+
 def test_initial_table_and_bounds(noisy):
     survey, image, truth, clean = noisy
     for initial in truth, QTable({"sersic_n": [1.0], "pa": [50.0]}):  # all or some columns
@@ -212,6 +243,9 @@ def test_not_converged_is_flagged(noisy, monkeypatch):
     (dict(bounds={"r_eff": (3, 2)}), ValueError, "is empty: low must be < high"),
     (dict(bounds={"ellipticity": (0, 1)}), ValueError, "must lie in \\[0, 1\\)"),
     (dict(bounds={"r_eff": 3}), ValueError, "must be a \\(low, high\\) pair"),
+    (dict(bounds={"r_eff": (1, 2) * u.s}), ValueError, "must be in pixels or an angle"),
+    (dict(bounds={"sersic_n": (1, 2) * u.pix}), ValueError, "must be dimensionless"),
+    (dict(n_jobs=0), ValueError, "n_jobs=0 runs no worker"),
     (dict(initial=np.ones((2, 4))), ValueError, "initial has 2 rows but X has 1 cutouts"),
 ])
 def test_error_messages(kwargs, error, match):

@@ -1,14 +1,17 @@
 """The input layer: every input form, masks, uncertainties, units, WCS, sizes, errors."""
 
 import astropy.units as u
+import h5py
 import numpy as np
 import pytest
 from astropy.nddata import (CCDData, InverseVariance, NDData, StdDevUncertainty,
                             VarianceUncertainty)
 from astropy.wcs import WCS
+from scipy.sparse import csr_matrix
 
 from astromorphnet._input import as_stamps
-from astromorphnet.catalog import SersicFlag
+from astromorphnet.catalog import SersicFlag, labels_to_array
+from astromorphnet.preprocessing import ImageNormalizer
 
 from .conftest import ZEROPOINT, make_regressor
 
@@ -36,13 +39,13 @@ def test_every_input_form_gives_the_same_catalog(fitted, survey):
     forms = {
         "array (n, ny, nx, 1)": images[..., np.newaxis],
         "list of NDData": [NDData(im) for im in images],
-        "tuple of CCDData": tuple(CCDData(im, unit=u.adu) for im in images),
+        # CCDData needs a unit; dimensionless reads as the plain arrays seen at fit time.
+        "tuple of CCDData": tuple(CCDData(im, unit=u.dimensionless_unscaled) for im in images),
         "3-D NDData": NDData(images),
         "list of arrays": list(images),
+        "masked array": np.ma.MaskedArray(images, mask=np.zeros(images.shape, bool)),
     }
     for name, X in forms.items():
-        if name == "tuple of CCDData":
-            continue  # unit differs from fit time; covered by the units tests
         np.testing.assert_allclose(_values(fitted.predict(X)), reference, rtol=1e-5,
                                    err_msg=name)
 
@@ -56,6 +59,36 @@ def test_masked_pixels_do_not_leak(fitted, survey, rng):
     second = fitted.predict([NDData(image, mask=mask)])
     np.testing.assert_array_equal(_values(first), _values(second))
     assert first["flag"][0] == 0  # 19% masked: below the MASKED limit
+
+
+def test_masked_array_mask_is_honoured(fitted, survey):
+    images = survey[0][TEST].copy()
+    mask = np.zeros(images.shape, bool)
+    mask[:, :6] = True
+    reference = _values(fitted.predict([NDData(im, mask=m) for im, m in zip(images, mask)]))
+    images[mask] = 1e6  # garbage under the mask
+    masked = np.ma.MaskedArray(images, mask)
+    forms = {"masked array": masked, "(n, ny, nx, 1) masked array": masked[..., np.newaxis],
+             "list of masked arrays": list(masked)}
+    for name, X in forms.items():
+        batch = as_stamps(X).read(0, len(images), images.shape[1:])
+        assert batch.mask[mask].all() and not batch.data[mask].any(), name
+        np.testing.assert_allclose(_values(fitted.predict(X)), reference, rtol=1e-5,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("mask, masked", [(False, False), (True, True)])
+def test_scalar_nddata_mask(mask, masked):
+    for X in (NDData(np.ones((2, 8, 8)), mask=mask), [NDData(np.ones((8, 8)), mask=mask)]):
+        stamps = as_stamps(X)
+        batch = stamps.read(0, len(stamps), (8, 8))
+        assert batch.mask.all() if masked else not batch.mask.any()
+        assert all(flag & SersicFlag.MASKED for flag in batch.flag) == masked
+
+
+def test_mask_of_another_shape_is_an_error():
+    with pytest.raises(ValueError, match="does not match the data's shape \\(2, 8, 8\\)"):
+        as_stamps(NDData(np.ones((2, 8, 8)), mask=np.zeros((3, 8), bool)))
 
 
 def test_nan_and_inf_pixels_are_masked(fitted, survey):
@@ -104,6 +137,19 @@ def test_wcs_gives_arcsec_radius(fitted, survey):
     catalog = fitted.predict([NDData(im, wcs=_wcs(0.06)) for im in survey[0][TEST]])
     assert catalog["r_eff_arcsec"].unit == u.arcsec
     np.testing.assert_allclose(catalog["r_eff_arcsec"].value, catalog["r_eff"].value * 0.06)
+
+
+def test_wcs_of_a_stack_gives_the_pixel_scale():
+    cube = WCS(naxis=3)  # two celestial axes and the stack's
+    cube.wcs.ctype = ["RA---TAN", "DEC--TAN", ""]
+    cube.wcs.cdelt = [-0.1 / 3600, 0.1 / 3600, 1.0]
+    for wcs, scale in ((_wcs(0.06), 0.06), (cube, 0.1)):
+        stamps = as_stamps(NDData(np.ones((2, 8, 8)), wcs=wcs), pixel_scale=0.5)
+        np.testing.assert_allclose(stamps.pixel_scale, [scale, scale])
+    # A per-cutout meta value is more specific than the WCS.
+    stamps = as_stamps(NDData(np.ones((2, 8, 8)), wcs=_wcs(0.06),
+                              meta={"pixel_scale": [0.2, np.nan]}))
+    np.testing.assert_allclose(stamps.pixel_scale, [0.2, 0.06])
 
 
 def test_pixel_scale_parameter_and_no_scale(fitted, survey):
@@ -185,6 +231,29 @@ def test_mixed_units_in_a_list():
 def test_input_errors(X, match):
     with pytest.raises(ValueError, match=match):
         as_stamps(X)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: as_stamps(np.ones((2, 4, 4)), pixel_scale=0), ValueError,
+     "pixel_scale must be positive, got 0"),
+    (lambda: as_stamps(csr_matrix(np.ones((2, 4)))), TypeError,
+     "sparse input is not supported: pass X as a dense array"),
+    (lambda: as_stamps(NDData(np.ones((3, 4, 4)), meta={"flag": [0, 0]})), ValueError,
+     "meta\\['flag'\\] of a 3-D NDData must have one value per cutout \\(3\\)"),
+    (lambda: labels_to_array(np.empty((0, 4))), ValueError, "y is empty"),
+    (lambda: ImageNormalizer(softening=0).fit(np.ones((2, 4, 4))), ValueError,
+     "softening must be positive; got 0"),
+], ids=["pixel_scale", "sparse", "meta", "empty y", "softening"])
+def test_more_input_errors(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_on_disk_set_of_the_wrong_shape(tmp_path):
+    with h5py.File(tmp_path / "cutouts.h5", "w") as f:
+        with pytest.raises(ValueError, match="an on-disk cutout set must be numeric of shape "
+                                             "\\(n, ny, nx\\); got shape \\(4, 8\\)"):
+            as_stamps(f.create_dataset("X", data=np.ones((4, 8))))
 
 
 def test_non_numeric_input():

@@ -30,7 +30,8 @@ def test_public_names():
 
 def test_demo_command(tmp_path, capsys):
     assert main(["demo", "--n-source", "48", "--n-target", "40", "--stamp-size", "32",
-                 "--max-epochs", "1", "--output-dir", str(tmp_path)]) == 0
+                 "--max-epochs", "1", "--fine-tune-epochs", "1", "--dann-max-epochs", "1",
+                 "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "R² on the real-like TARGET test set (16 galaxies)" in out
     assert "R² on the simulated SOURCE test set" in out
@@ -55,3 +56,23 @@ def test_demo_rejects_unknown_settings():
         run_demo("huge")
     with pytest.raises(ValueError, match=r"unknown demo settings \['n_galaxies'\]"):
         run_demo(n_galaxies=10)
+
+
+def test_demo_adversarial_settings(tmp_path, monkeypatch):
+    from astromorphnet.demo import run_demo
+    from astromorphnet.estimators import AdversarialDARegressor
+
+    seen = []
+    fit = AdversarialDARegressor.fit
+
+    def spy(self, X, y=None, sample_domain=None, sample_weight=None):
+        seen.append(((sample_domain > 0).sum(), (sample_domain < 0).sum(), self.max_epochs,
+                     self.patience))
+        return fit(self, X, y, sample_domain=sample_domain, sample_weight=sample_weight)
+
+    monkeypatch.setattr(AdversarialDARegressor, "fit", spy)
+    run_demo(n_source=48, n_target=40, stamp_size=32, max_epochs=1, fine_tune_epochs=1,
+             dann_n_source=20, dann_max_epochs=2, dann_patience=7, plots=False, verbose=0,
+             output_dir=tmp_path)
+    # 48 sources less 20 % for testing, cut to 20; 40 targets less 40 % for testing.
+    assert seen == [(20, 24, 2, 7)] * 2

@@ -24,10 +24,28 @@ TARGET_UNITS = {
 def check_targets(targets):
     """Return ``targets`` as a tuple after checking the names.
 
+    Parameters
+    ----------
+    targets : str or sequence of str
+        One target name or several, among `TARGETS`.
+
+    Returns
+    -------
+    targets : tuple of str
+        The names, in the order given.
+
     Raises
     ------
     ValueError
         If a name is unknown, repeated, or none is given.
+
+    Examples
+    --------
+    >>> from astromorphnet.catalog import check_targets
+    >>> check_targets("r_eff")
+    ('r_eff',)
+    >>> check_targets(["sersic_n", "mag"])
+    ('sersic_n', 'mag')
     """
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     unknown = [t for t in targets if t not in TARGETS]
@@ -147,6 +165,21 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
     Returns
     -------
     catalog : `~astropy.table.QTable`
+        One column per target in its unit of `TARGET_UNITS`, then
+        ``r_eff_arcsec`` [arcsec] (when ``r_eff`` is a target and a pixel
+        scale is known), and ``flag``; ``meta`` holds the package version,
+        the creation date (UTC) and ``meta``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astromorphnet.catalog import make_catalog
+    >>> catalog = make_catalog(np.array([[20.0, 5.0]]), ("mag", "r_eff"), flag=[0],
+    ...                        pixel_scale=np.array([0.06]))
+    >>> catalog.colnames
+    ['mag', 'r_eff', 'r_eff_arcsec', 'flag']
+    >>> catalog["r_eff_arcsec"]
+    <Quantity [0.3] arcsec>
     """
     from .. import __version__
 
@@ -167,7 +200,31 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
 
 
 def require_zeropoint(zeropoint):
-    """Return the zeropoint(s) as floats; raise if any is missing (NaN)."""
+    """Return the zeropoint(s) as floats; raise if any is missing (NaN).
+
+    The ``mag`` target is only defined for cutouts with a known AB zeropoint.
+
+    Parameters
+    ----------
+    zeropoint : float or array-like
+        AB zeropoint(s), NaN where unknown.
+
+    Returns
+    -------
+    zeropoint : `~numpy.ndarray`
+        The zeropoint(s) as float64 (0-d for a scalar).
+
+    Raises
+    ------
+    ValueError
+        If any zeropoint is NaN (unknown).
+
+    Examples
+    --------
+    >>> from astromorphnet.catalog import require_zeropoint
+    >>> require_zeropoint([25.94, 26.0])
+    array([25.94, 26.  ])
+    """
     zeropoint = np.asarray(zeropoint, float)
     if np.isnan(zeropoint).any():
         raise ValueError(

@@ -61,6 +61,17 @@ background : `~photutils.background.Background2D`
     The background (and background RMS) model of the mosaic; its
     ``background`` and ``background_rms`` maps are interpolated anew at each
     access.
+
+Examples
+--------
+>>> import numpy as np
+>>> from astromorphnet.cutouts import extract_cutouts
+>>> image = np.random.default_rng(0).normal(0.0, 1.0, (64, 64))
+>>> image[30:34, 40:44] += 50.0
+>>> result = extract_cutouts(image, size=16, deblend=False)
+>>> result.cutouts[0].shape, result.table["label"].tolist()
+((16, 16), [1])
+>>> cutouts, table, segmentation, background = result  # a named tuple
 """
 
 _Mosaic = namedtuple("_Mosaic", ["data", "std", "bad", "wcs", "unit", "meta"])
@@ -502,6 +513,14 @@ def _disk(radius):
     return xx**2 + yy**2 <= radius**2
 
 
+def _neighbour_mask(seg, label, footprint):
+    """Pixels of every segment but ``label``, grown by ``footprint`` (never onto ``label``)."""
+    others = (seg != 0) & (seg != label)
+    if footprint is not None:
+        others = binary_dilation(others, structure=footprint)
+    return others & (seg != label)
+
+
 def _make_cutouts(data, image, segm, x, y, labels, shape, dilate):
     ny, nx = shape
     footprint = _disk(dilate) if dilate else None
@@ -519,11 +538,8 @@ def _make_cutouts(data, image, segm, x, y, labels, shape, dilate):
             # Neighbours just beyond the cutout's edge can dilate into it.
             grown = (ny + 2 * dilate, nx + 2 * dilate)
             seg = _window(segm.data, y0 - dilate, x0 - dilate, grown, 0)
-            others = (seg != 0) & (seg != label)
-            if footprint is not None:
-                others = binary_dilation(others, structure=footprint)
             core = (slice(dilate, dilate + ny), slice(dilate, dilate + nx))
-            mask |= others[core] & (seg[core] != label)
+            mask |= _neighbour_mask(seg, label, footprint)[core]
         flag = SersicFlag.PADDED if padded else SersicFlag(0)
         if mask.mean() > MASKED_FRACTION_LIMIT:
             flag |= SersicFlag.MASKED

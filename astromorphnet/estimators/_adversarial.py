@@ -93,7 +93,7 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     `~sklearn.model_selection.GridSearchCV`, enable metadata routing
     (``sklearn.set_config(enable_metadata_routing=True)``), request it with
     ``set_fit_request(sample_domain=True).set_score_request(sample_domain=True)``
-    so that fit sees the domains and `score` judges target rows only, and
+    so that fit sees the domains and ``score`` judges target rows only, and
     split with a splitter stratified on domain, e.g.
     ``cv=list(StratifiedKFold(3).split(X, sample_domain))``.
 
@@ -102,11 +102,10 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     >>> import numpy as np
     >>> from astromorphnet import AdversarialDARegressor
     >>> from astromorphnet.estimators import stack_domains
-    >>> from astromorphnet.simulation import simulate_galaxies
+    >>> from astromorphnet.simulation import simulate_galaxies, simulate_real_like
     >>> ranges = {"r_eff": (1.5, 6), "sersic_n": (0.5, 3)}
     >>> sims, truth = simulate_galaxies(48, stamp_size=32, ranges=ranges, random_state=0)
-    >>> real, _ = simulate_galaxies(16, "GROUND_R", stamp_size=32, ranges=ranges,
-    ...                             random_state=1)
+    >>> real, _ = simulate_real_like(16, stamp_size=32, ranges=ranges, random_state=1)
     >>> X, y, domain = stack_domains(sims, truth, real)   # real rows unlabelled
     >>> reg = AdversarialDARegressor(supervised=False, architecture="light", max_epochs=2,
     ...                              zeropoint=truth.meta["zeropoint"], random_state=0)
@@ -165,8 +164,9 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         Raises
         ------
         ValueError
-            If a domain is missing, source rows are unlabelled, a parameter is
-            out of range, or the inputs are malformed.
+            If a domain is missing or too small for a validation split stratified
+            on domain, source rows are unlabelled, a parameter is out of range,
+            or the inputs are malformed.
         """
         self._check_parameters()
         stamps, labels, sw = self._validate_fit_inputs(X, y, sample_weight, allow_nan=True)
@@ -215,8 +215,13 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         rows = np.arange(len(x))
         train, val = rows, rows[:0]
         if self.validation_fraction > 0:
-            train, val = train_test_split(rows, test_size=self.validation_fraction,
-                                          stratify=target, random_state=seed)
+            try:
+                train, val = train_test_split(rows, test_size=self.validation_fraction,
+                                              stratify=target, random_state=seed)
+            except ValueError as error:
+                raise ValueError(
+                    f"cannot hold out a validation split stratified on domain ({error}): "
+                    "give each domain more cutouts, or set validation_fraction=0") from None
         data = BalancedDomainSequence(x[train], _rows(outputs, train), _rows(weights, train),
                                       target[train], self.batch_size, seed)
         validation = None

@@ -4,6 +4,7 @@ Keras is imported inside methods only, so that ``import astromorphnet`` and
 building/cloning estimators stay cheap.
 """
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -30,18 +31,29 @@ PREDICT_CHUNK = 4096
 #: Batch size of the network's forward pass in ``predict``.
 PREDICT_BATCH = 256
 #: On-disk training sets whose network input exceeds this many bytes stream
-#: from disk instead of being loaded.
-IN_MEMORY_LIMIT = 2 * 2**30
+#: from disk instead of being loaded.  Loading holds the input about three
+#: times (read, stretched, train/validation copies), so this bounds the
+#: extra memory of a fit to ~1.5 GiB.
+IN_MEMORY_LIMIT = 2**29
 _OUTPUTS = ("catalog", "array")
 
 
 class BaseSersicRegressor(RegressorMixin, BaseEstimator):
     """Base class: cutouts in, Sérsic catalog out.
 
-    Subclasses write ``fit`` from the steps here (``_validate_fit_inputs``,
-    ``_fit_preprocessing``, ``_seed``, ``_read``, ``_build_model``,
-    ``_keras_fit``); prediction, units, flags, catalogs, scoring and
-    persistence are shared.
+    Subclasses write ``__init__`` (parameters only) and ``fit`` from the
+    steps here (``_validate_fit_inputs``, ``_fit_preprocessing``, ``_seed``,
+    ``_read``, ``_build_model``, ``_keras_fit``); prediction, units, flags,
+    catalogs, scoring, the output switch and persistence are shared.  An
+    estimator counts as fitted once its training has finished.
+
+    Examples
+    --------
+    >>> from astromorphnet.estimators import BaseSersicRegressor, SersicCNNRegressor
+    >>> issubclass(SersicCNNRegressor, BaseSersicRegressor)
+    True
+    >>> SersicCNNRegressor().__sklearn_tags__().target_tags.multi_output
+    True
     """
 
     # -- fitting ---------------------------------------------------------
@@ -166,6 +178,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         validated float32 array from ``_validate_fit_inputs``, or None.
         """
         batch_size = batch_size or self.batch_size
+        epochs = self.max_epochs if epochs is None else epochs
+        patience = self.patience if patience is None else patience
         n = len(stamps)
         nbytes = n * int(np.prod(self.input_shape_)) * 4
         if stamps.on_disk and nbytes > IN_MEMORY_LIMIT:
@@ -185,8 +199,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             fit_args = dict(x=x[train], y=z[train], batch_size=batch_size, shuffle=True,
                             sample_weight=None if sw is None else sw[train])
         monitor = "val_loss" if validation is not None else "loss"
-        self._run_keras_fit(fit_args, validation, monitor, epochs or self.max_epochs,
-                            patience or self.patience)
+        self._run_keras_fit(fit_args, validation, monitor, epochs, patience)
 
     def _run_keras_fit(self, fit_args, validation, monitor, epochs, patience, callbacks=()):
         """``model_.fit`` keeping the best epoch of ``monitor``; sets ``history_``."""
@@ -198,6 +211,9 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         history = self.model_.fit(**fit_args, validation_data=validation, epochs=epochs,
                                   callbacks=[stop, *callbacks], verbose=self.verbose)
         self.history_ = history.history
+        self.model_id_ = _weights_digest(self.model_)
+        # Set last: an estimator counts as fitted (__sklearn_is_fitted__) only
+        # once training has finished.
         self.n_epochs_ = len(history.epoch)
         if self.verbose:
             best = int(np.argmin(self.history_[monitor]))
@@ -257,7 +273,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         astropy.units.UnitsError
             If the pixel unit does not match the one seen at fit time.
         sklearn.exceptions.NotFittedError
-            If called before `fit`.
+            If called before ``fit``.
         """
         labels, flag, stamps = self._predict_labels(X)
         if self._output_kind() == "array":
@@ -267,7 +283,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
 
     def _catalog_meta(self):
         return {"estimator": type(self).__name__, "model": self.model_.name,
-                "n_epochs": self.n_epochs_}
+                "model_id": self.model_id_, "n_epochs": self.n_epochs_}
 
     def _network_predict(self, x):
         """Scaled-target predictions of the network for preprocessed cutouts."""
@@ -281,7 +297,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         X : cutouts
             As for `predict`.
         y : `~astropy.table.QTable` or array-like
-            True labels, as for `fit`.
+            True labels, as for ``fit``.
         sample_weight : array-like, optional
             Per-cutout weights.
 
@@ -310,6 +326,12 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         self
+            The estimator.
+
+        Raises
+        ------
+        ValueError
+            If ``predict`` is none of the above.
         """
         if predict is None:
             return self
@@ -387,6 +409,11 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         return load(path, cls)
 
     # -- scikit-learn tags -------------------------------------------------
+    def __sklearn_is_fitted__(self):
+        # Validation sets fitted attributes (targets_, ...) before training
+        # starts; only a finished training makes the estimator usable.
+        return hasattr(self, "n_epochs_")
+
     def _declared_targets(self):
         """The targets the parameters ask for (before fitting)."""
         return check_targets(self.targets)
@@ -420,6 +447,20 @@ def load(path, cls=None):
     ------
     TypeError
         If the file holds something else.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from astromorphnet import SersicCNNRegressor, load
+    >>> rng = np.random.default_rng(0)
+    >>> reg = SersicCNNRegressor("light", targets=("ellipticity",), max_epochs=1,
+    ...                          random_state=0).fit(rng.normal(size=(16, 16, 16)),
+    ...                                              rng.uniform(0, 0.5, 16))
+    >>> path = os.path.join(tempfile.mkdtemp(), "reg.pkl")
+    >>> reg.save(path)
+    >>> type(load(path)).__name__
+    'SersicCNNRegressor'
     """
     with open(path, "rb") as f:
         estimator = pickle.load(f)
@@ -428,6 +469,14 @@ def load(path, cls=None):
         raise TypeError(f"{path} holds a {type(estimator).__name__}, not a "
                         f"{expected.__name__}")
     return estimator
+
+
+def _weights_digest(model):
+    """Short hex digest of a network's weights: which fitted model made a catalog."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _check_sample_weight(sample_weight, n):

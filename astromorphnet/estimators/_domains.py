@@ -54,7 +54,8 @@ def stack_domains(X_source, y_source, X_target, y_target=None, *, targets=TARGET
     Parameters
     ----------
     X_source, X_target : array-like ``(n, ny, nx)`` or list of NDData
-        Cutouts of each domain (both lists or both arrays of one shape).
+        Cutouts of each domain (both lists or both arrays of one shape;
+        the masks of masked arrays are kept).
     y_source : `~astropy.table.QTable` or array-like
         Source labels.
     y_target : `~astropy.table.QTable`, array-like or None
@@ -65,11 +66,20 @@ def stack_domains(X_source, y_source, X_target, y_target=None, *, targets=TARGET
     Returns
     -------
     X : `~numpy.ndarray` or list
-        Source rows then target rows.
+        Source rows then target rows.  Arrays carry no zeropoint, so the
+        estimator's ``zeropoint`` applies to both domains: when the two
+        surveys' zeropoints differ, give lists of
+        `~astropy.nddata.NDData` with ``MAGZERO`` in each cutout's ``meta``.
     y : `~numpy.ndarray`
         Labels ``(n_source + n_target, n_targets)``, NaN where unlabelled.
     sample_domain : `~numpy.ndarray`
         `SOURCE` (1) then `TARGET` (-1).
+
+    Raises
+    ------
+    ValueError
+        If labels lack a target column, hold NaN source labels, or do not
+        have one row per cutout.
 
     Examples
     --------
@@ -83,10 +93,17 @@ def stack_domains(X_source, y_source, X_target, y_target=None, *, targets=TARGET
     n_t = len(X_target)
     y_t = (np.full((n_t, y_s.shape[1]), np.nan) if y_target is None
            else labels_to_array(y_target, targets, allow_nan=True))
+    for name, X, y in (("source", X_source, y_s), ("target", X_target, y_t)):
+        if len(X) != len(y):
+            raise ValueError(f"the {name} domain has {len(X)} cutouts but {len(y)} label "
+                             "rows; give exactly one label row per cutout")
     if isinstance(X_source, (list, tuple)) or isinstance(X_target, (list, tuple)):
         X = list(X_source) + list(X_target)
     else:
-        X = np.concatenate([np.asarray(X_source), np.asarray(X_target)])
+        # np.concatenate drops the masks of masked arrays; np.ma.concatenate keeps them.
+        masked = np.ma.isMaskedArray(X_source) or np.ma.isMaskedArray(X_target)
+        concatenate = np.ma.concatenate if masked else np.concatenate
+        X = concatenate([np.asanyarray(X_source), np.asanyarray(X_target)])
     domain = np.r_[np.full(len(y_s), SOURCE), np.full(n_t, TARGET)]
     return X, np.vstack([y_s, y_t]), domain
 

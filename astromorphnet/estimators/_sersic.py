@@ -67,6 +67,9 @@ class SersicCNNRegressor(BaseSersicRegressor):
         Keras training history (``loss``, ``val_loss`` per epoch).
     n_epochs_ : int
         Epochs run.
+    model_id_ : str
+        Digest of the trained weights, written into every catalog's ``meta``
+        (``model_id``) to tell which fitted network made it.
     target_scaler_ : `~sklearn.preprocessing.StandardScaler`
         Scaler of the (log-)targets.
     normalizer_ : `~astromorphnet.preprocessing.ImageNormalizer` or None

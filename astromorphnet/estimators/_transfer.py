@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._input import as_stamps
 from ..catalog._targets import TARGETS, check_targets, labels_to_array
-from ._base import BaseSersicRegressor, load
+from ._base import BaseSersicRegressor, _check_sample_weight, load
 from ._domains import DomainScoreMixin, check_sample_domain
 from ._sersic import SersicCNNRegressor
 
@@ -38,7 +38,9 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         wrapped in `~sklearn.frozen.FrozenEstimator` (survives `~sklearn.base.clone`,
         hence `~sklearn.model_selection.GridSearchCV`), or the path of one
         saved with ``save``.  An unfitted estimator (or None: a default
-        `SersicCNNRegressor`) is pretrained in `fit` on the source rows.
+        `SersicCNNRegressor` with this estimator's ``zeropoint``,
+        ``pixel_scale``, ``random_state`` and ``verbose``) is pretrained in
+        `fit` on the source rows.
     trainable : {"all", "head"} or int, default="all"
         Layers that train: all (the reference thesis), the dense head only,
         or the last ``k`` convolution blocks plus the head
@@ -181,10 +183,11 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         self._y_1d = base._y_1d
         tuned = stamps.take(rows).convert_to(self.unit_)
         z = self.target_scaler_.transform(self._encode(labels[rows], tuned.zeropoint))
-        sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)[rows]
+        sw = _check_sample_weight(sample_weight, len(labels))
         seed = self._seed()
         self.model_ = self._fine_tuning_model(base)
-        self._keras_fit(tuned, z, sw, seed, patience=self.patience or self.max_epochs)
+        self._keras_fit(tuned, z, None if sw is None else sw[rows], seed,
+                        patience=self.max_epochs if self.patience is None else self.patience)
         return self
 
     def _pretrained_estimator(self):
@@ -193,7 +196,9 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
 
         base = self.pretrained
         if base is None:
-            return SersicCNNRegressor(random_state=self.random_state), False
+            return SersicCNNRegressor(zeropoint=self.zeropoint, pixel_scale=self.pixel_scale,
+                                      random_state=self.random_state,
+                                      verbose=self.verbose), False
         if isinstance(base, (str, os.PathLike)):
             base = load(base)
         if isinstance(base, FrozenEstimator):
@@ -221,6 +226,13 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         model = keras.models.clone_model(base.model_)
         model.set_weights(base.model_.get_weights())
         freeze_layers(model, self.trainable)
-        loss = self.loss or getattr(base, "loss", "mae")
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=loss)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                      loss=self.loss or _training_loss(base))
         return model
+
+
+def _training_loss(estimator):
+    """The loss a fitted estimator's network was trained with."""
+    if isinstance(estimator, TransferLearningRegressor):
+        return estimator.loss or _training_loss(estimator.pretrained_)
+    return estimator.loss

@@ -28,6 +28,10 @@ from scipy.optimize import least_squares
 
 from ..simulation._render import render_sersic
 
+__all__ = ["AT_BOUND", "BAD_DATA", "FTOL", "MAX_NFEV", "MIN_BACKGROUND_PIXELS",
+           "MIN_PIXELS_PER_PARAMETER", "NOT_CONVERGED", "RESULT_COLUMNS", "XTOL", "Limits",
+           "fit_one"]
+
 #: Finite-difference steps of the rendered variables (log r_c, log n, c1, c2, dx, dy).
 #: The renderer works in float32: steps much smaller would difference round-off.
 _STEPS = np.array([2e-3, 2e-3, 2e-3, 2e-3, 5e-3, 5e-3])
@@ -93,7 +97,9 @@ class _Problem:
         r_raw = np.exp(x[1] + m)  # semi-major = r_c / sqrt(q)
         r_eff = min(max(r_raw, self.limits.r_eff[0]), self.limits.r_eff[1])
         pa = 0.5 * np.degrees(np.arctan2(x[4], x[3])) % 180.0
-        clipped = m != m_raw or r_eff != r_raw
+        # Exactly on an r_eff bound counts too: a start clipped onto it stays there,
+        # the direction beyond being flat.
+        clipped = m != m_raw or r_eff != r_raw or r_eff in self.limits.r_eff
         return (r_eff, np.exp(x[2]), np.exp(-2.0 * m), pa, x[5], x[6]), clipped
 
     def unit_model(self, x):

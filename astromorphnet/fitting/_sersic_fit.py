@@ -7,7 +7,6 @@ so fits and simulated truth share their conventions exactly.
 """
 
 import enum
-import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
@@ -18,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from .._input import as_stamps
 from ..catalog._targets import TARGETS, make_catalog, require_zeropoint
-from ..simulation._simulate import _init_worker, _with_progress
+from .._parallel import effective_n_jobs, init_worker, with_progress
 from . import _model
 from ._setup import (check_psf, initial_values, kernels_for, limits_for, native_shape,
                      read_cutouts)
@@ -117,12 +116,16 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
         NaN values start from the moments.
     bounds : dict, optional
         ``{name: (low, high)}`` for ``r_eff`` [pix], ``sersic_n``,
-        ``ellipticity``, ``x_offset`` and ``y_offset`` [pix].  Defaults:
+        ``ellipticity``, ``x_offset`` and ``y_offset`` [pix]; the three in
+        pixels may be angles (a `~astropy.units.Quantity`, converted with
+        each cutout's pixel scale).  Defaults:
         ``r_eff`` 0.1 pixel to 4 times the cutout size, ``sersic_n``
         0.3–6.2 (the widest allowed), ``ellipticity`` 0–0.95 and the
         centre within a quarter of the cutout size of its centre.
     n_jobs : int, optional
-        Worker processes (``-1``: all cores).  Results do not depend on it.
+        Worker processes; negative values count back from the number of
+        cores, as in joblib (``-1``: all cores, ``-2``: all but one).
+        Results do not depend on it.
     verbose : int, optional
         Show a progress bar.
 
@@ -145,8 +148,9 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
     ValueError
         If ``X`` is empty or malformed, the PSF image is not a normalisable
         2-D array, a GalSim PSF comes without the cutouts' pixel scale,
-        ``mag`` cannot be computed for lack of a zeropoint, or ``initial``
-        or ``bounds`` are malformed.
+        ``mag`` cannot be computed for lack of a zeropoint, ``initial``
+        or ``bounds`` are malformed, bounds are angles for cutouts without
+        a pixel scale, or ``n_jobs`` is 0.
 
     Examples
     --------
@@ -171,9 +175,9 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
     shapes = [native_shape(stamps, i) for i in range(n)]
     kernels, keys = kernels_for(psf_object, is_image, stamps.pixel_scale, shapes)
     starts = initial_values(initial, stamps)
-    limits = limits_for(bounds, shapes)
+    limits = limits_for(bounds, shapes, stamps.pixel_scale)
     fit_sky = bool(fit_sky)
-    n_jobs = os.cpu_count() if n_jobs in (-1, None) else int(n_jobs)
+    n_jobs = effective_n_jobs(n_jobs)
     # Small sets are split evenly between the workers.
     size = max(1, min(_TASK_SIZE, -(-n // max(n_jobs, 1))))
 
@@ -189,7 +193,7 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
     rows = np.empty((n, len(_model.RESULT_COLUMNS) + 1))
     n_tasks = -(-n // size)
     bar = ProgressBar(n_tasks) if verbose else None
-    for start, block in _with_progress(_run(tasks(), n_jobs if n_tasks > 1 else 1), bar, 0):
+    for start, block in with_progress(_run(tasks(), n_jobs if n_tasks > 1 else 1), bar, 0):
         rows[start:start + len(block)] = block
     return _catalog(rows, stamps, fit_sky, psf_description)
 
@@ -199,7 +203,7 @@ def _run(tasks, n_jobs):
     if n_jobs <= 1:
         yield from map(_fit_task, tasks)
         return
-    with ProcessPoolExecutor(n_jobs, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(n_jobs, initializer=init_worker) as pool:
         pending = deque()
         for task in tasks:
             pending.append(pool.submit(_fit_task, task))

@@ -9,7 +9,12 @@ from ..simulation._render import PSFKernel
 from ..simulation._survey import SurveyConfig
 from . import _model
 
+__all__ = ["check_psf", "initial_values", "kernels_for", "limits_for", "native_shape",
+           "read_cutouts"]
+
 _BOUND_NAMES = ("r_eff", "sersic_n", "ellipticity", "x_offset", "y_offset")
+#: Bounds in pixels, which may also be given as angles.
+_PIXEL_BOUNDS = ("r_eff", "x_offset", "y_offset")
 _N_RANGE = (0.3, 6.2)  # GalSim's (and the simulations') valid Sérsic indices
 
 
@@ -107,44 +112,69 @@ def initial_values(initial, stamps):
     return [{name: values[name][i] for name in names} for i in range(n)]
 
 
-def limits_for(bounds, shapes):
-    """Per-cutout `_model.Limits` from user ``bounds`` and the default ones."""
+def limits_for(bounds, shapes, pixel_scales):
+    """Per-cutout `_model.Limits` from user ``bounds`` and the default ones.
+
+    Bounds on ``r_eff`` and the centre's offsets may be angles, converted
+    to pixels with each cutout's pixel scale (arcsec/pixel, NaN: unknown).
+    """
     bounds = dict(bounds or {})
     unknown = set(bounds) - set(_BOUND_NAMES)
     if unknown:
         raise ValueError(f"unknown bound(s) {sorted(unknown)}; bounds can be set for "
                          f"{list(_BOUND_NAMES)}")
-    checked = {}
-    for name, value in bounds.items():
-        if isinstance(value, u.Quantity):
-            value = value.to_value(u.pix if name in ("r_eff", "x_offset", "y_offset")
-                                   else u.dimensionless_unscaled)
-        try:
-            low, high = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise ValueError(f"bounds[{name!r}] must be a (low, high) pair; "
-                             f"got {value!r}") from None
-        if not low < high:
-            raise ValueError(f"bounds[{name!r}] = ({low}, {high}) is empty: low must be < high")
-        checked[name] = (low, high)
-    low, high = checked.get("sersic_n", _N_RANGE)
+    checked = {name: _bound(name, value) for name, value in bounds.items()}
+    low, high, _ = checked.get("sersic_n", (*_N_RANGE, False))
     if low < _N_RANGE[0] or high > _N_RANGE[1]:
         raise ValueError(f"bounds['sersic_n'] = ({low}, {high}) must lie within the valid "
                          f"{_N_RANGE[0]}-{_N_RANGE[1]}")
-    if checked.get("r_eff", (1.0,))[0] <= 0:
-        raise ValueError(f"bounds['r_eff'] = {checked['r_eff']} must be positive (pixels)")
-    low, high = checked.get("ellipticity", (0.0, 0.95))
+    if "r_eff" in checked and checked["r_eff"][0] <= 0:
+        raise ValueError(f"bounds['r_eff'] = {checked['r_eff'][:2]} must be positive")
+    low, high, _ = checked.get("ellipticity", (0.0, 0.95, False))
     if low < 0 or high >= 1:
         raise ValueError(f"bounds['ellipticity'] = ({low}, {high}) must lie in [0, 1)")
+    angular = [name for name, (_, _, in_arcsec) in checked.items() if in_arcsec]
+    if angular and np.isnan(pixel_scales).any():
+        raise ValueError(f"bounds {angular} are angles but some cutouts have no pixel scale: "
+                         "pass pixel_scale=..., give the cutouts a celestial WCS, or give "
+                         "the bounds in pixels")
     out = []
-    for ny, nx in shapes:
+    for (ny, nx), scale in zip(shapes, pixel_scales):
+        # The scale is positive (checked by as_stamps), so pixel bounds keep their order.
+        pixels = {name: (low / scale, high / scale) if in_arcsec else (low, high)
+                  for name, (low, high, in_arcsec) in checked.items()}
         out.append(_model.Limits(
-            r_eff=checked.get("r_eff", (0.1, 4.0 * max(ny, nx))),
-            sersic_n=checked.get("sersic_n", _N_RANGE),
-            ellipticity=checked.get("ellipticity", (0.0, 0.95)),
-            x_offset=checked.get("x_offset", (-nx / 4.0, nx / 4.0)),
-            y_offset=checked.get("y_offset", (-ny / 4.0, ny / 4.0))))
+            r_eff=pixels.get("r_eff", (0.1, 4.0 * max(ny, nx))),
+            sersic_n=pixels.get("sersic_n", _N_RANGE),
+            ellipticity=pixels.get("ellipticity", (0.0, 0.95)),
+            x_offset=pixels.get("x_offset", (-nx / 4.0, nx / 4.0)),
+            y_offset=pixels.get("y_offset", (-ny / 4.0, ny / 4.0))))
     return out
+
+
+def _bound(name, value):
+    """``(low, high, in_arcsec)`` of a user bound: numbers in pixels (or arcsec), or unitless."""
+    unit = u.pix if name in _PIXEL_BOUNDS else u.dimensionless_unscaled
+    in_arcsec = False
+    if isinstance(value, u.Quantity) or (isinstance(value, (list, tuple))
+                                         and any(isinstance(v, u.Quantity) for v in value)):
+        try:
+            value = u.Quantity(value)
+            if name in _PIXEL_BOUNDS and value.unit.physical_type == "angle":
+                value, in_arcsec = value.to_value(u.arcsec), True
+            else:
+                value = value.to_value(unit)
+        except (u.UnitsError, TypeError):
+            want = "in pixels or an angle" if name in _PIXEL_BOUNDS else "dimensionless"
+            raise ValueError(f"bounds[{name!r}] = {value!r} must be {want}") from None
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds[{name!r}] must be a (low, high) pair; "
+                         f"got {value!r}") from None
+    if not low < high:
+        raise ValueError(f"bounds[{name!r}] = ({low}, {high}) is empty: low must be < high")
+    return low, high, in_arcsec
 
 
 def read_cutouts(stamps, start, stop):

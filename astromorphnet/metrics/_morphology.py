@@ -107,7 +107,7 @@ def morphology_metrics(y_true, y_pred, *, targets=None, mag_bins=5, outlier_thre
         `~astromorphnet.catalog.TARGET_UNITS`.
     y_pred : `~astropy.table.QTable`, array-like, or dict
         Predictions in the same form (a catalog of
-        `~astromorphnet.SersicCNNRegressor.predict` works), or
+        an estimator's ``predict`` works, e.g. `~astromorphnet.SersicCNNRegressor`'s), or
         ``{model name: predictions}`` for several models.
     targets : tuple of str, optional
         Parameters to score; default: those of
@@ -157,7 +157,7 @@ def morphology_metrics(y_true, y_pred, *, targets=None, mag_bins=5, outlier_thre
 
     See Also
     --------
-    r2_table : per-parameter R².
+    r2_table : Per-parameter R².
 
     Notes
     -----

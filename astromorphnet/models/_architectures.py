@@ -6,11 +6,16 @@ from keras import layers, regularizers
 __all__ = ["ARCHITECTURES", "build_thesis_cnn", "build_light_cnn", "get_architecture"]
 
 
-def _conv_pair(x, filters, kernel, l2, pool_padding):
-    for _ in range(2):
-        x = layers.Conv2D(filters, kernel, activation="relu", padding="same",
+def _conv_pair(x, filters, kernel, l2, pool_padding, first_padding="same"):
+    for padding in (first_padding, "same"):
+        x = layers.Conv2D(filters, kernel, activation="relu", padding=padding,
                           kernel_regularizer=regularizers.L2(l2))(x)
     return layers.MaxPooling2D(2, padding=pool_padding)(x)
+
+
+def _outputs(x, n_outputs):
+    # float32 even under a mixed-precision policy: the loss needs the precision.
+    return layers.Dense(n_outputs, dtype="float32")(x)
 
 
 def build_thesis_cnn(input_shape, n_outputs=4):
@@ -21,20 +26,32 @@ def build_thesis_cnn(input_shape, n_outputs=4):
     BatchNorm after the second); dense 128 → 64 (dropout 1e-4 between),
     BatchNorm and ``n_outputs`` outputs.
 
-    The output layer is linear, where the listing has ReLU: the targets are
-    standardised, so half of them are negative and a ReLU output cannot
-    reach them.
+    Paddings follow the listing: the first convolution and the first two
+    poolings are "valid", the rest "same" (128×128 stamps give 4×4×256
+    features).  The output layer is linear, where the listing has ReLU: the
+    targets are standardised, so half of them are negative and a ReLU output
+    cannot reach them.  It computes in float32 even under a mixed-precision
+    policy.
 
     Parameters
     ----------
     input_shape : tuple of int
-        ``(ny, nx, channels)``; at least 32×32 is sensible (five poolings).
+        ``(ny, nx, channels)``; at least 8×8, and 32×32 or more is sensible
+        (five poolings).
     n_outputs : int, optional
         Number of regression outputs.
 
     Returns
     -------
     model : `keras.Model`
+        The uncompiled network, named ``"thesis_cnn"``; its ``"features"``
+        layer ends the convolutional feature extractor.
+
+    Raises
+    ------
+    ValueError
+        If Keras cannot build the network for ``input_shape`` (e.g. one of
+        a length other than 3, or with a negative dimension).
 
     Examples
     --------
@@ -45,9 +62,8 @@ def build_thesis_cnn(input_shape, n_outputs=4):
     """
     inputs = keras.Input(input_shape)
     x = layers.BatchNormalization()(inputs)
-    # "same" pooling throughout keeps small (and 1-pixel-high) stamps valid.
-    x = _conv_pair(x, 16, 4, 1e-4, "same")
-    x = _conv_pair(x, 32, 4, 1e-4, "same")
+    x = _conv_pair(x, 16, 4, 1e-4, "valid", first_padding="valid")
+    x = _conv_pair(x, 32, 4, 1e-4, "valid")
     x = layers.BatchNormalization()(x)
     for filters, kernel in ((64, 4), (128, 4), (256, 3)):
         x = _conv_pair(x, filters, kernel, 1e-4, "same")
@@ -58,8 +74,7 @@ def build_thesis_cnn(input_shape, n_outputs=4):
     x = layers.Dense(64, activation="relu")(x)
     x = layers.Dropout(1e-4)(x)
     x = layers.BatchNormalization()(x)
-    outputs = layers.Dense(n_outputs)(x)
-    return keras.Model(inputs, outputs, name="thesis_cnn")
+    return keras.Model(inputs, _outputs(x, n_outputs), name="thesis_cnn")
 
 
 def build_light_cnn(input_shape, n_outputs=4):
@@ -79,6 +94,14 @@ def build_light_cnn(input_shape, n_outputs=4):
     Returns
     -------
     model : `keras.Model`
+        The uncompiled network, named ``"light_cnn"``; its ``"features"``
+        layer ends the convolutional feature extractor.
+
+    Raises
+    ------
+    ValueError
+        If Keras cannot build the network for ``input_shape`` (e.g. one of
+        a length other than 3, or with a negative dimension).
 
     Examples
     --------
@@ -92,7 +115,7 @@ def build_light_cnn(input_shape, n_outputs=4):
         x = _conv_pair(x, filters, 3, 1e-5, "same")
     x = layers.Flatten(name="features")(x)
     x = layers.Dense(64, activation="relu")(x)
-    outputs = layers.Dense(n_outputs)(x)
+    outputs = _outputs(x, n_outputs)
     return keras.Model(inputs, outputs, name="light_cnn")
 
 
@@ -112,6 +135,8 @@ def get_architecture(architecture):
     Returns
     -------
     builder : callable
+        ``builder(input_shape, n_outputs)`` returning an uncompiled
+        `keras.Model`.
 
     Raises
     ------

@@ -1,4 +1,4 @@
-"""Domain-adversarial networks (DANN, Ganin et al. 2016): gradient reversal and the two-headed model."""
+"""Domain-adversarial networks (DANN, Ganin et al. 2016): gradient reversal, two-headed model."""
 
 import keras
 import numpy as np
@@ -21,6 +21,8 @@ class GradientReversal(layers.Layer):
     ----------
     strength : float, default=1.0
         Initial reversal strength λ.
+    **kwargs
+        Passed to `keras.layers.Layer` (e.g. ``name``).
 
     Examples
     --------
@@ -39,20 +41,86 @@ class GradientReversal(layers.Layer):
         self.initial_strength = float(strength)
 
     def build(self, input_shape):
+        """Create the non-trainable ``strength`` weight.
+
+        Parameters
+        ----------
+        input_shape : tuple of int or None
+            Shape of the input (unused: the weight is a scalar).
+
+        Examples
+        --------
+        >>> from astromorphnet.models import GradientReversal
+        >>> layer = GradientReversal(0.5)
+        >>> layer.build((None, 3))
+        >>> float(layer.strength.numpy())
+        0.5
+        """
         self.strength = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.initial_strength),
             trainable=False, name="strength")
 
     def call(self, x):
+        """The forward pass: ``x`` unchanged, with a reversed gradient.
+
+        Parameters
+        ----------
+        x : tensor
+            The features.
+
+        Returns
+        -------
+        y : tensor
+            Equal to ``x``; its gradient with respect to ``x`` is ``-strength``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from astromorphnet.models import GradientReversal
+        >>> ops.convert_to_numpy(GradientReversal()(np.full((1, 2), 3.0, np.float32)))
+        array([[3., 3.]], dtype=float32)
+        """
         lam = ops.cast(self.strength, x.dtype)
         frozen = ops.stop_gradient(x)
         # Forward: exactly x (frozen - x is exactly 0).  Backward: d/dx = -λ.
         return frozen + lam * (frozen - x)
 
     def compute_output_shape(self, input_shape):
+        """The output shape, that of the input.
+
+        Parameters
+        ----------
+        input_shape : tuple of int or None
+            Shape of the input.
+
+        Returns
+        -------
+        output_shape : tuple of int or None
+            ``input_shape``.
+
+        Examples
+        --------
+        >>> from astromorphnet.models import GradientReversal
+        >>> GradientReversal().compute_output_shape((None, 3))
+        (None, 3)
+        """
         return input_shape
 
     def get_config(self):
+        """The layer's configuration, for Keras serialisation.
+
+        Returns
+        -------
+        config : dict
+            Keras's layer configuration plus the initial ``strength``.
+
+        Examples
+        --------
+        >>> from astromorphnet.models import GradientReversal
+        >>> GradientReversal(0.5).get_config()["strength"]
+        0.5
+        """
         return {**super().get_config(), "strength": self.initial_strength}
 
 
@@ -73,6 +141,13 @@ class ReversalSchedule(keras.callbacks.Callback):
         Training steps over which λ rises; 0 keeps λ constant.
     gamma : float, default=10
         Steepness (DANN's value).
+
+    Examples
+    --------
+    >>> from astromorphnet.models import GradientReversal, ReversalSchedule
+    >>> schedule = ReversalSchedule(GradientReversal(), strength=1.0, warmup_steps=100)
+    >>> [round(float(schedule.value(step)), 3) for step in (0, 10, 100, 1000)]
+    [0.0, 0.462, 1.0, 1.0]
     """
 
     def __init__(self, layer, strength, warmup_steps, gamma=10.0):
@@ -82,27 +157,100 @@ class ReversalSchedule(keras.callbacks.Callback):
         self.step = 0
 
     def value(self, step):
-        """λ after ``step`` training steps."""
+        """The reversal strength λ after ``step`` training steps.
+
+        Parameters
+        ----------
+        step : int
+            Training steps (batches) done.
+
+        Returns
+        -------
+        strength : float
+            The reversal strength λ at that step.
+
+        Examples
+        --------
+        >>> from astromorphnet.models import GradientReversal, ReversalSchedule
+        >>> schedule = ReversalSchedule(GradientReversal(), strength=2.0, warmup_steps=0)
+        >>> schedule.value(0)
+        2.0
+        """
         if self.warmup_steps <= 0:
             return self.strength
         p = min(step / self.warmup_steps, 1.0)
         return self.strength * (2.0 / (1.0 + np.exp(-self.gamma * p)) - 1.0)
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Set λ for the coming batch (Keras calls this).
+
+        Parameters
+        ----------
+        batch : int
+            Index of the batch within the epoch (unused: steps are counted
+            over the whole training).
+        logs : dict, optional
+            Keras's logs (unused).
+
+        Examples
+        --------
+        >>> from astromorphnet.models import GradientReversal, ReversalSchedule
+        >>> layer = GradientReversal()
+        >>> layer.build(None)
+        >>> schedule = ReversalSchedule(layer, strength=1.0, warmup_steps=10)
+        >>> schedule.on_train_batch_begin(0)
+        >>> float(layer.strength.numpy()), schedule.step
+        (0.0, 1)
+        """
         self.layer.strength.assign(self.value(self.step))
         self.step += 1
 
     def on_train_end(self, logs=None):
+        """Leave the layer at the final ``strength`` (Keras calls this).
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Keras's logs (unused).
+
+        Examples
+        --------
+        >>> from astromorphnet.models import GradientReversal, ReversalSchedule
+        >>> layer = GradientReversal()
+        >>> layer.build(None)
+        >>> ReversalSchedule(layer, strength=0.7, warmup_steps=100).on_train_end()
+        >>> round(float(layer.strength.numpy()), 3)
+        0.7
+        """
         self.layer.strength.assign(self.strength)
 
 
 def feature_layer(model):
     """The layer whose output is the shared feature vector (named ``"features"``).
 
+    Domain adaptation and head-only fine-tuning split a network there: the
+    layers up to it extract features, the ones after it are the head.
+
+    Parameters
+    ----------
+    model : `keras.Model`
+        A network built by a builder such as `build_light_cnn`.
+
+    Returns
+    -------
+    layer : `keras.layers.Layer`
+        The layer named ``"features"``.
+
     Raises
     ------
     ValueError
         If ``model`` has no layer named ``"features"``.
+
+    Examples
+    --------
+    >>> from astromorphnet.models import build_light_cnn, feature_layer
+    >>> feature_layer(build_light_cnn((32, 32, 1))).name
+    'features'
     """
     try:
         return model.get_layer("features")
@@ -138,6 +286,11 @@ def build_dann(regressor, *, domain_units=(128, 64), strength=1.0):
         Outputs ``{"sersic": regression, "domain": probability}``; layers
         are shared with ``regressor``.
 
+    Raises
+    ------
+    ValueError
+        If ``regressor`` has no layer named ``"features"``.
+
     Examples
     --------
     >>> from astromorphnet.models import build_dann, build_light_cnn
@@ -149,6 +302,7 @@ def build_dann(regressor, *, domain_units=(128, 64), strength=1.0):
     x = GradientReversal(strength, name="gradient_reversal")(features)
     for i, units in enumerate(domain_units):
         x = layers.Dense(units, activation="relu", name=f"domain_dense_{i}")(x)
-    domain = layers.Dense(1, activation="sigmoid", name="domain")(x)
+    # float32 even under a mixed-precision policy, for a stable cross-entropy.
+    domain = layers.Dense(1, activation="sigmoid", name="domain", dtype="float32")(x)
     return keras.Model(regressor.inputs, {"sersic": regressor.outputs[0], "domain": domain},
                        name=f"dann_{regressor.name}")

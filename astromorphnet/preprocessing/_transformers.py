@@ -48,6 +48,12 @@ class CutoutCropper(TransformerMixin, BaseEstimator):
     size : int or tuple of int
         Output ``(ny, nx)``; an int gives a square.
 
+    Raises
+    ------
+    ValueError
+        From `fit` and `transform`, if ``size`` is not a positive int or a
+        pair of them.
+
     Examples
     --------
     >>> import numpy as np
@@ -70,12 +76,27 @@ class CutoutCropper(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : cutouts
-            Any form `astromorphnet` estimators accept.
-        y : ignored
+            Any form the astromorphnet estimators accept.
+        y : None
+            Ignored; present for the scikit-learn API.
 
         Returns
         -------
         self : CutoutCropper
+            The transformer itself.
+
+        Raises
+        ------
+        ValueError
+            If ``size`` is not a positive int or a pair of them, or ``X`` is
+            empty or malformed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astromorphnet.preprocessing import CutoutCropper
+        >>> CutoutCropper(size=(8, 16)).fit(np.ones((2, 10, 10)))
+        CutoutCropper(size=(8, 16))
         """
         self._shape()
         as_stamps(X)  # validation only: nothing to learn
@@ -93,13 +114,30 @@ class CutoutCropper(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : cutouts
-            Any form `astromorphnet` estimators accept.
+            Any form the astromorphnet estimators accept.
 
         Returns
         -------
         stack : `~astropy.nddata.NDData`
             3-D data ``(n, ny, nx)`` with mask, uncertainty, unit and
             per-cutout meta.
+
+        Raises
+        ------
+        ValueError
+            If ``size`` is not a positive int or a pair of them, or ``X`` is
+            empty or malformed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astromorphnet.preprocessing import CutoutCropper
+        >>> stack = CutoutCropper(size=4).transform(np.ones((1, 2, 2)))
+        >>> stack.mask[0].astype(int)
+        array([[1, 1, 1, 1],
+               [1, 0, 0, 1],
+               [1, 0, 0, 1],
+               [1, 1, 1, 1]])
         """
         stamps = as_stamps(X)
         batch = stamps.read(0, len(stamps), self._shape())
@@ -139,6 +177,18 @@ class ImageNormalizer(TransformerMixin, BaseEstimator):
     unit_ : `~astropy.units.Unit` or None
         Pixel unit at fit time.
 
+    Raises
+    ------
+    ValueError
+        From `fit`, if ``stretch`` is unknown or ``softening`` is not
+        positive.
+
+    Warns
+    -----
+    UserWarning
+        From `fit`, if the cutouts show no background noise (``scale_`` is
+        then 1).
+
     Examples
     --------
     >>> import numpy as np
@@ -162,8 +212,9 @@ class ImageNormalizer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : cutouts
-            Any form `astromorphnet` estimators accept.
-        y : ignored
+            Any form the astromorphnet estimators accept.
+        y : None
+            Ignored; present for the scikit-learn API.
         shape : tuple of int, optional
             Crop/pad cutouts to this shape first (default: their own,
             which must be common).
@@ -171,6 +222,27 @@ class ImageNormalizer(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : ImageNormalizer
+            The fitted transformer.
+
+        Raises
+        ------
+        ValueError
+            If ``stretch`` is unknown, ``softening`` is not positive, ``X``
+            is empty or malformed, or the cutouts differ in shape and no
+            ``shape`` is given.
+
+        Warns
+        -----
+        UserWarning
+            If the cutouts show no background noise: ``scale_`` is then 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astromorphnet.preprocessing import ImageNormalizer
+        >>> images = np.random.default_rng(0).normal(0.0, 0.5, size=(4, 16, 16))
+        >>> round(ImageNormalizer().fit(images).scale_, 1)
+        0.5
         """
         if self.stretch not in ("asinh", "linear"):
             raise ValueError(f"stretch must be 'asinh' or 'linear'; got {self.stretch!r}")
@@ -201,7 +273,22 @@ class ImageNormalizer(TransformerMixin, BaseEstimator):
         Returns
         -------
         stretched : `~numpy.ndarray`
-            float32, same shape.
+            The stretched pixels, float32, of the shape of ``data``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the normaliser is not fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astromorphnet.preprocessing import ImageNormalizer
+        >>> rng = np.random.default_rng(0)
+        >>> norm = ImageNormalizer(stretch="linear").fit(rng.normal(0.0, 2.0, (4, 16, 16)))
+        >>> image = rng.normal(0.0, 2.0, (16, 16))
+        >>> bool(np.allclose(norm.apply(image), image / norm.scale_))
+        True
         """
         check_is_fitted(self)
         if self.stretch == "linear":
@@ -214,7 +301,7 @@ class ImageNormalizer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : cutouts
-            Any form `astromorphnet` estimators accept, in a unit convertible
+            Any form the astromorphnet estimators accept, in a unit convertible
             to the one seen at fit time.
 
         Returns
@@ -224,8 +311,21 @@ class ImageNormalizer(TransformerMixin, BaseEstimator):
 
         Raises
         ------
+        sklearn.exceptions.NotFittedError
+            If the normaliser is not fitted.
+        ValueError
+            If ``X`` is empty or malformed, or its cutouts differ in shape.
         astropy.units.UnitsError
-            If the pixel unit differs from the fit-time one.
+            If the pixel unit cannot be converted to the fit-time one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astromorphnet.preprocessing import ImageNormalizer
+        >>> images = np.random.default_rng(0).normal(0.0, 1.0, size=(4, 16, 16))
+        >>> stack = ImageNormalizer().fit(images).transform(images)
+        >>> stack.data.shape, stack.data.dtype, stack.unit
+        ((4, 16, 16), dtype('float32'), None)
         """
         check_is_fitted(self)
         stamps = as_stamps(X).convert_to(self.unit_)

@@ -1,13 +1,16 @@
 """Simulated sets on disk: one chunked HDF5 file, written safely, read lazily.
 
-Layout: dataset ``images`` ``(n, ny, nx)`` float32 chunked by blocks of
-cutouts; table ``truth`` (astropy's HDF5 table format, units kept); file
-attributes ``survey`` (JSON), ``seed``, ``n``, ``n_done``, ``complete``,
-``astromorphnet_version``.  A run writes ``PATH.partial`` and renames it to
-``PATH`` only when complete, so an interrupted run never leaves a file that
-looks finished; calling again resumes from ``n_done`` with identical results.
+Layout: table ``truth`` (astropy's HDF5 table format, units kept); file
+attributes ``survey`` and ``realism`` (JSON), ``seed``, ``n``, ``n_done``,
+``complete``, ``fingerprint``, ``astromorphnet_version``; dataset ``images``
+``(n, ny, nx)`` float32 chunked by blocks of cutouts.  A run writes
+``PATH.partial`` and renames it to ``PATH`` only when complete, so an
+interrupted run never leaves a file that looks finished (nor, with
+``overwrite=True``, removes the old one early); calling again resumes from
+``n_done`` with identical results.
 """
 
+import hashlib
 import json
 import os
 
@@ -15,17 +18,15 @@ import h5py
 import numpy as np
 from astropy.table import QTable
 
-from ._parameters import draw_parameters
-from ._simulate import (_add_realism_columns, _as_survey, _render_blocks, master_seed,
-                        survey_metadata)
+from ._simulate import _as_survey, _render_blocks, _survey_metadata, _truth_table, master_seed
 
 __all__ = ["SimulatedDataset", "load_dataset", "open_dataset", "simulate_to_hdf5"]
 
 _FORMAT = "astromorphnet-simulation-1"
 
 
-def simulate_to_hdf5(path, n, survey="CANDELS_F160W", *, ranges=None, realism=None,
-                     stamp_size=None, chunk_size=1024, n_jobs=1, random_state=0,
+def simulate_to_hdf5(path, n=None, survey="CANDELS_F160W", *, truth=None, ranges=None,
+                     realism=None, stamp_size=None, chunk_size=1024, n_jobs=1, random_state=0,
                      overwrite=False, verbose=False):
     """Simulate straight into an HDF5 file, resumably.
 
@@ -33,17 +34,19 @@ def simulate_to_hdf5(path, n, survey="CANDELS_F160W", *, ranges=None, realism=No
     ----------
     path : str or path-like
         Destination file.
-    n : int
-        Number of galaxies.
-    survey, ranges, realism, stamp_size, n_jobs, verbose
+    n : int, optional
+        Number of galaxies (when ``truth`` is not given).
+    survey, truth, ranges, realism, stamp_size : optional
         As for `simulate_galaxies`.
     chunk_size : int, optional
         Galaxies rendered and written per step (and HDF5 chunk length along
         the first axis, capped at 64 for read efficiency).
+    n_jobs : int, optional
+        Worker processes (``-1``: all cores); the file is identical for any value.
     random_state : int, optional
         Seed; needed (not None) so that an interrupted run can resume.
     overwrite : bool, optional
-        Replace an existing complete file.
+        Replace an existing complete file (only once the new one is complete).
     verbose : bool, optional
         Progress bar per step.
 
@@ -57,7 +60,14 @@ def simulate_to_hdf5(path, n, survey="CANDELS_F160W", *, ranges=None, realism=No
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
     ValueError
-        If a partial file from a different configuration is in the way.
+        If ``random_state`` is None, parameters are invalid (as for
+        `simulate_galaxies`), or ``PATH.partial`` is an interrupted run of a
+        different simulation: anything that changes the images (parameters,
+        survey, realism, seed, astromorphnet version) must be repeated
+        exactly to resume.
+    OSError
+        If ``PATH.partial`` cannot be read as HDF5 (corrupt, or open in
+        another process).
 
     Examples
     --------
@@ -70,56 +80,74 @@ def simulate_to_hdf5(path, n, survey="CANDELS_F160W", *, ranges=None, realism=No
     8 (8, 32, 32) mag(AB)
     """
     path = os.fspath(path)
-    if os.path.exists(path):
-        if not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        os.remove(path)
     if random_state is None:
         raise ValueError("random_state must be set so that an interrupted run can resume")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     survey = _as_survey(survey, stamp_size)
     seed = master_seed(random_state)
-    meta = survey_metadata(survey, seed, realism)
+    truth = _truth_table(n, truth, ranges, survey, realism, seed)
+    truth.meta.update(_survey_metadata(survey, seed, realism))
+    fingerprint = _fingerprint(truth)
     partial = path + ".partial"
-    with h5py.File(partial, "a") as f:
-        if "images" in f:
-            _check_resumable(f, n, meta, partial)
-            truth = QTable.read(f, path="truth")
-        else:
-            truth = draw_parameters(n, ranges, random_state=np.random.RandomState(seed % 2**32))
-            truth = _add_realism_columns(truth, realism, seed)
-            truth.meta.update(meta)
-            _create(f, truth, survey, meta, chunk_size)
-        start = int(f.attrs["n_done"])
-        for block_start in range(start, n, chunk_size):
-            block = truth[block_start:block_start + chunk_size]
+    resume = _resumable(partial, fingerprint)
+    with h5py.File(partial, "a" if resume else "w") as f:
+        if not resume:
+            _create(f, truth, survey, chunk_size, fingerprint)
+        for start in range(int(f.attrs["n_done"]), len(truth), chunk_size):
+            block = truth[start:start + chunk_size]
             for offset, images in _render_blocks(block, survey, realism, seed, n_jobs,
-                                                 verbose, index_offset=block_start):
-                f["images"][block_start + offset:block_start + offset + len(images)] = images
-            f.attrs["n_done"] = block_start + len(block)
+                                                 verbose, index_offset=start):
+                f["images"][start + offset:start + offset + len(images)] = images
+            f.attrs["n_done"] = start + len(block)
             f.flush()
         f.attrs["complete"] = True
     os.replace(partial, path)
     return path
 
 
-def _create(f, truth, survey, meta, chunk_size):
-    size = survey.stamp_size
-    f.create_dataset("images", shape=(len(truth), size, size), dtype=np.float32,
-                     chunks=(min(64, chunk_size, len(truth)), size, size))
+def _fingerprint(truth):
+    """Digest of what determines the images: every truth value, the meta, the version."""
+    digest = hashlib.sha256(json.dumps(dict(truth.meta), sort_keys=True).encode())
+    digest.update(_version().encode())
+    for name in truth.colnames:
+        column = truth[name]
+        digest.update(f"{name} [{getattr(column, 'unit', '')}]".encode())
+        digest.update(np.ascontiguousarray(getattr(column, "value", column)).tobytes())
+    return digest.hexdigest()
+
+
+def _resumable(partial, fingerprint):
+    """Whether ``partial`` is an interrupted run of this very simulation.
+
+    The images dataset is created last: a file without it was interrupted
+    while being set up and holds nothing worth keeping.
+    """
+    if not os.path.exists(partial):
+        return False
+    try:
+        with h5py.File(partial, "r") as f:
+            started, same = "images" in f, f.attrs.get("fingerprint") == fingerprint
+    except OSError as error:
+        raise OSError(f"{partial} cannot be read as HDF5 (corrupt, or open in another "
+                      "process); delete it to restart the simulation") from error
+    if started and not same:
+        raise ValueError(f"{partial} is an interrupted run of a different simulation (or "
+                         "astromorphnet version); delete it or repeat the same call to "
+                         "resume it")
+    return started
+
+
+def _create(f, truth, survey, chunk_size, fingerprint):
+    meta = truth.meta
     truth.write(f, path="truth", serialize_meta=True)
     f.attrs.update(format=_FORMAT, n=len(truth), n_done=0, complete=False,
                    seed=meta["seed"], survey=json.dumps(meta["survey"]),
-                   realism=json.dumps(meta["realism"]),
+                   realism=json.dumps(meta["realism"]), fingerprint=fingerprint,
                    astromorphnet_version=_version())
-
-
-def _check_resumable(f, n, meta, partial):
-    same = (f.attrs.get("n") == n and f.attrs.get("seed") == meta["seed"]
-            and json.loads(f.attrs.get("survey", "null")) == meta["survey"]
-            and json.loads(f.attrs.get("realism", "null")) == meta["realism"])
-    if not same:
-        raise ValueError(f"{partial} is an interrupted run of a different simulation; "
-                         "delete it or repeat the same call to resume it")
+    size = survey.stamp_size
+    f.create_dataset("images", shape=(len(truth), size, size), dtype=np.float32,
+                     chunks=(min(64, chunk_size, len(truth)), size, size))
 
 
 def _version():
@@ -134,6 +162,11 @@ class SimulatedDataset:
     Pass it straight to an estimator's ``fit``/``predict``: cutouts are read
     in batches, so sets larger than memory train in constant memory.
 
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by `simulate_to_hdf5`.
+
     Attributes
     ----------
     images : `h5py.Dataset`
@@ -142,6 +175,24 @@ class SimulatedDataset:
         Parameters with units.
     survey : dict
         The survey configuration (``pixel_scale``, ``zeropoint``, …).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path`` (an interrupted run's ``.partial``
+        is pointed out).
+    ValueError
+        If the file is not a complete astromorphnet simulated set.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from astromorphnet.simulation import SimulatedDataset, simulate_to_hdf5
+    >>> path = simulate_to_hdf5(os.path.join(tempfile.mkdtemp(), "sims.h5"), 4,
+    ...                         stamp_size=32, random_state=1)
+    >>> with SimulatedDataset(path) as ds:
+    ...     print(len(ds), ds.survey["name"])
+    4 CANDELS_F160W
     """
 
     def __init__(self, path):
@@ -169,11 +220,39 @@ class SimulatedDataset:
         self.close()
 
     def close(self):
-        """Close the file."""
+        """Close the file (``images`` can no longer be read).
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from astromorphnet.simulation import open_dataset, simulate_to_hdf5
+        >>> path = simulate_to_hdf5(os.path.join(tempfile.mkdtemp(), "sims.h5"), 4,
+        ...                         stamp_size=32, random_state=1)
+        >>> ds = open_dataset(path)
+        >>> images = ds.images[:2]
+        >>> ds.close()
+        """
         self._file.close()
 
     def as_stamps(self):
-        """The images as the estimators' lazy input (internal protocol)."""
+        """The images as the estimators' lazy input (used by ``fit``/``predict``).
+
+        Returns
+        -------
+        stamps
+            The estimators' internal lazy image source, carrying the
+            survey's pixel scale and zeropoint.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from astromorphnet.simulation import open_dataset, simulate_to_hdf5
+        >>> path = simulate_to_hdf5(os.path.join(tempfile.mkdtemp(), "sims.h5"), 4,
+        ...                         stamp_size=32, random_state=1)
+        >>> with open_dataset(path) as ds:
+        ...     print(len(ds.as_stamps()))
+        4
+        """
         from .._input import as_stamps
 
         return as_stamps(self.images, pixel_scale=self.survey["pixel_scale"],
@@ -203,6 +282,16 @@ def open_dataset(path):
         pointed out).
     ValueError
         If the file is not a complete astromorphnet simulated set.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from astromorphnet.simulation import open_dataset, simulate_to_hdf5
+    >>> path = simulate_to_hdf5(os.path.join(tempfile.mkdtemp(), "sims.h5"), 4,
+    ...                         stamp_size=32, random_state=1)
+    >>> with open_dataset(path) as ds:
+    ...     print(ds.images[:2].shape, ds.truth.colnames[:4])
+    (2, 32, 32) ['mag', 'r_eff', 'sersic_n', 'ellipticity']
     """
     return SimulatedDataset(path)
 
@@ -220,6 +309,22 @@ def load_dataset(path):
     images : `~numpy.ndarray`
         ``(n, ny, nx)`` float32.
     truth : `~astropy.table.QTable`
+        Parameters with units; ``meta`` holds the survey and seed.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As for `open_dataset`.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from astromorphnet.simulation import load_dataset, simulate_to_hdf5
+    >>> path = simulate_to_hdf5(os.path.join(tempfile.mkdtemp(), "sims.h5"), 4,
+    ...                         stamp_size=32, random_state=1)
+    >>> images, truth = load_dataset(path)
+    >>> images.shape, truth.meta["seed"]
+    ((4, 32, 32), 1)
     """
     with SimulatedDataset(path) as ds:
         return ds.images[:], ds.truth

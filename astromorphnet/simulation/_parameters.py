@@ -9,20 +9,28 @@ from ..catalog._targets import TARGET_UNITS, TARGETS, labels_to_array
 
 __all__ = ["THESIS_RANGES", "check_truth", "draw_parameters"]
 
+# The flattest galaxy drawn.  Ellipticity 1 (b/a = 0) is a line, which
+# GalSim cannot shear a profile into, and galaxies near it are unresolved
+# slivers; b/a >= 0.05 keeps them drawable.
+_MAX_ELLIPTICITY = 0.95
+_ELLIPTICITY_LIMITS = (f"[0, {_MAX_ELLIPTICITY}]: b/a = 1 - ellipticity must stay >= "
+                       f"{1 - _MAX_ELLIPTICITY:.2f} (ellipticity 1 is a line, which cannot "
+                       "be drawn)")
+
 #: Parameter ranges of the reference thesis's simulations (its Table 3.2),
-#: for HST/CANDELS F160W 128×128 stamps at 0.06"/pixel.
+#: for HST/CANDELS F160W 128×128 stamps at 0.06"/pixel.  The table lists
+#: ellipticity 0–1; the range stops at 0.95, the flattest galaxy that can be
+#: drawn (b/a >= 0.05).
 THESIS_RANGES = {
     "mag": (16.0, 27.0),
     "r_eff": (1.3, 50.2),
     "sersic_n": (0.3, 6.2),
-    "ellipticity": (0.0, 1.0),
+    "ellipticity": (0.0, _MAX_ELLIPTICITY),
 }
 
 # GalSim's Sérsic is defined for 0.3 <= n <= 6.2; the last digit of round-off
 # at 6.2 trips its range check, hence the margin.
 _N_LIMITS = (0.3, 6.2 - 1e-9)
-#: The flattest galaxy drawn: b/a = 1 - ellipticity must stay positive.
-_MAX_ELLIPTICITY = 0.95
 
 
 def draw_parameters(n, ranges=None, *, random_state=None):
@@ -35,8 +43,8 @@ def draw_parameters(n, ranges=None, *, random_state=None):
     ranges : dict, optional
         ``{name: (low, high)}`` (uniform) or ``{name: (low, high, "log")}``
         (log-uniform) for ``mag`` (AB), ``r_eff`` (pix, semi-major axis),
-        ``sersic_n``, ``ellipticity`` (1 - b/a); missing names take
-        `THESIS_RANGES`.  Ellipticity is capped at 0.95 (b/a stays > 0.05).
+        ``sersic_n``, ``ellipticity`` (1 - b/a, at most 0.95: flatter
+        galaxies cannot be drawn); missing names take `THESIS_RANGES`.
         To draw from your own distribution, build the table yourself and
         pass it as ``truth`` to `simulate_galaxies` (checked by `check_truth`).
     random_state : int, `~numpy.random.RandomState` or None
@@ -53,7 +61,8 @@ def draw_parameters(n, ranges=None, *, random_state=None):
     ------
     ValueError
         If a range is empty, unknown, or outside what can be drawn
-        (``sersic_n`` outside 0.3–6.2, ``r_eff`` <= 0, ellipticity outside [0, 1)).
+        (``sersic_n`` outside 0.3–6.2, ``r_eff`` <= 0, ellipticity outside
+        [0, 0.95]).
 
     Examples
     --------
@@ -72,12 +81,13 @@ def draw_parameters(n, ranges=None, *, random_state=None):
         if not low <= high:
             raise ValueError(f"{name} range ({low}, {high}) is empty: low must be <= high")
     if not (_N_LIMITS[0] <= ranges["sersic_n"][0] and ranges["sersic_n"][1] <= 6.2):
-        raise ValueError(f"sersic_n range {ranges['sersic_n']} is outside GalSim's "
+        raise ValueError(f"sersic_n range {ranges['sersic_n'][:2]} is outside GalSim's "
                          "valid 0.3-6.2")
     if ranges["r_eff"][0] <= 0:
-        raise ValueError(f"r_eff range {ranges['r_eff']} must be positive (pixels)")
-    if ranges["ellipticity"][0] < 0 or ranges["ellipticity"][1] > 1:
-        raise ValueError(f"ellipticity range {ranges['ellipticity']} must lie in [0, 1)")
+        raise ValueError(f"r_eff range {ranges['r_eff'][:2]} must be positive (pixels)")
+    if not (ranges["ellipticity"][0] >= 0 and ranges["ellipticity"][1] <= _MAX_ELLIPTICITY):
+        raise ValueError(f"ellipticity range {ranges['ellipticity'][:2]} must lie in "
+                         f"{_ELLIPTICITY_LIMITS}")
     rng = check_random_state(random_state)
     truth = QTable()
     for name, unit in (("mag", u.ABmag), ("r_eff", u.pix), ("sersic_n", None),
@@ -87,8 +97,6 @@ def draw_parameters(n, ranges=None, *, random_state=None):
             low, high, n)
         if name == "sersic_n":
             values = np.clip(values, *_N_LIMITS)
-        if name == "ellipticity":
-            values = np.minimum(values, _MAX_ELLIPTICITY)
         truth[name] = values if unit is None else values * unit
     truth["pa"] = rng.uniform(0.0, 180.0, n) * u.deg
     truth["dx"] = rng.uniform(-0.5, 0.5, n) * u.pix
@@ -141,7 +149,7 @@ def check_truth(truth):
     checks = {"r_eff": (1e-6, np.inf), "sersic_n": (0.3, 6.2),
               "ellipticity": (0.0, _MAX_ELLIPTICITY)}
     limits_text = {"r_eff": "> 0 (pixels)", "sersic_n": "GalSim's valid 0.3-6.2",
-                   "ellipticity": f"[0, {_MAX_ELLIPTICITY}]"}
+                   "ellipticity": _ELLIPTICITY_LIMITS}
     for j, name in enumerate(TARGETS):
         low, high = checks.get(name, (-np.inf, np.inf))
         if values[:, j].min() < low or values[:, j].max() > high:

@@ -21,8 +21,8 @@ def simulate_real_like(n=None, *, truth=None, ranges=None, stamp_size=None, n_jo
 
     Real galaxies differ from the training simulations (`simulate_galaxies`
     on the ``"CANDELS_F160W"`` preset) in ways the simulations do not model:
-    here the PSF varies from galaxy to galaxy and is broader than the
-    training model (``"CANDELS_F160W_REAL_LIKE"`` preset), the noise is
+    here the PSF varies from galaxy to galaxy around the training model
+    (``"CANDELS_F160W_REAL_LIKE"`` preset), the noise is
     correlated (HST's drizzled noise, from GalSim's COSMOS correlation
     function) and 1.5× stronger, galaxies carry star-forming knots, have
     neighbours, sit on residual sky gradients and catch cosmic rays, and
@@ -54,6 +54,12 @@ def simulate_real_like(n=None, *, truth=None, ranges=None, stamp_size=None, n_jo
         ``(n, stamp_size, stamp_size)`` float32.
     truth : `~astropy.table.QTable`
         Labels; ``meta["stand_in_for_real_data"]`` is True.
+
+    Raises
+    ------
+    ValueError
+        On out-of-range parameters or neither ``n`` nor ``truth`` (as for
+        `simulate_galaxies`).
 
     Examples
     --------

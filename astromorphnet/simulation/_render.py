@@ -6,9 +6,10 @@ Only the stamp is ever kept, so here the profile is evaluated analytically on
 the stamp (plus a margin) oversampled ``k``×, with the unresolved central
 cusp restored from the exact enclosed-light formula, convolved with the
 PSF's core drawn by GalSim at the oversampled scale, binned back to pixels,
-and convolved with the PSF's wings at the pixel scale.  The result agrees with GalSim's exact rendering to well under 1 %
-in flux and half-light radius (see ``tests/test_simulation.py``) and the
-labels are untouched: nothing is truncated inside the stamp.
+and convolved with the PSF's wings at the pixel scale.  The result agrees
+with GalSim's exact rendering to well under 1 % in flux and half-light
+radius (see ``tests/test_simulation.py``) and the labels are untouched:
+nothing is truncated inside the stamp.
 """
 
 import numpy as np
@@ -19,12 +20,52 @@ __all__ = ["PSFKernel", "sersic_b", "render_sersic", "sersic_flux_within"]
 
 
 def sersic_b(n):
-    """The Sérsic ``b_n``: half the light lies within ``r_eff``."""
+    """The Sérsic ``b_n``, which puts half the light within ``r_eff``.
+
+    Parameters
+    ----------
+    n : float or array-like
+        Sérsic index.
+
+    Returns
+    -------
+    b : float or `~numpy.ndarray`
+        The solution of ``P(2n, b) = 1/2`` (regularised lower incomplete gamma).
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import sersic_b
+    >>> round(float(sersic_b(1.0)), 4), round(float(sersic_b(4.0)), 4)
+    (1.6783, 7.6692)
+    """
     return gammaincinv(2.0 * n, 0.5)
 
 
 def sersic_flux_within(radius, flux, r_eff, n):
-    """Light of a Sérsic profile inside the elliptical radius ``radius``."""
+    """Light of a Sérsic profile inside an elliptical radius.
+
+    Parameters
+    ----------
+    radius : float or array-like
+        Elliptical (semi-major-axis) radius, in the unit of ``r_eff``.
+    flux : float
+        Total (untruncated) flux.
+    r_eff : float
+        Half-light radius along the semi-major axis.
+    n : float
+        Sérsic index.
+
+    Returns
+    -------
+    enclosed : float or `~numpy.ndarray`
+        The flux inside ``radius``.
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import sersic_flux_within
+    >>> round(float(sersic_flux_within(3.0, flux=2.0, r_eff=3.0, n=4.0)), 6)
+    1.0
+    """
     return flux * gammainc(2.0 * n, sersic_b(n) * (radius / r_eff) ** (1.0 / n))
 
 
@@ -49,6 +90,16 @@ class PSFKernel:
         Sub-pixels per pixel along each axis.
     core_radius : int, optional
         Half-width of the core in pixels.
+
+    Examples
+    --------
+    >>> import galsim
+    >>> from astromorphnet.simulation import PSFKernel
+    >>> kernel = PSFKernel(galsim.Moffat(beta=3.0, fwhm=0.18), pixel_scale=0.06)
+    >>> kernel.array.shape  # (2 * 6 + 1) pixels * 3 sub-pixels
+    (39, 39)
+    >>> round(kernel.core_flux + float(kernel.wings(32).sum()), 3)  # light within 65 pixels
+    1.0
     """
 
     def __init__(self, psf, pixel_scale, oversampling=3, core_radius=6):
@@ -71,7 +122,28 @@ class PSFKernel:
                                         method="auto").array.sum())
 
     def wings(self, radius):
-        """Pixel-scale wing kernel of half-width ``radius`` (core zeroed), cached."""
+        """The PSF outside the core, at the pixel scale (cached per ``radius``).
+
+        Parameters
+        ----------
+        radius : int
+            Half-width of the kernel in pixels (at least the core's).
+
+        Returns
+        -------
+        wings : `~numpy.ndarray`
+            The float32 ``(2 radius + 1, 2 radius + 1)`` kernel, zero over the core,
+            holding the exact PSF light between the core and the kernel edge.
+
+        Examples
+        --------
+        >>> import galsim
+        >>> from astromorphnet.simulation import PSFKernel
+        >>> kernel = PSFKernel(galsim.Moffat(beta=3.0, fwhm=0.18), pixel_scale=0.06)
+        >>> wings = kernel.wings(10)
+        >>> wings.shape, float(wings[10, 10])
+        ((21, 21), 0.0)
+        """
         if radius not in self._wings:
             size = 2 * radius + 1
             wing = self.psf.drawImage(nx=size, ny=size, scale=self.pixel_scale,
@@ -113,7 +185,17 @@ def render_sersic(shape, flux, r_eff, n, q, pa_deg, kernel, *, dx=0.0, dy=0.0, p
     Returns
     -------
     image : `~numpy.ndarray`
-        float64 stamp; light falling outside it is lost, as in a real cutout.
+        The float64 stamp; light falling outside it is lost, as in a real cutout.
+
+    Examples
+    --------
+    >>> import galsim
+    >>> from astromorphnet.simulation import PSFKernel, render_sersic
+    >>> kernel = PSFKernel(galsim.Moffat(beta=3.0, fwhm=0.18), pixel_scale=0.06)
+    >>> image = render_sersic((64, 64), 1.0, r_eff=4.0, n=1.0, q=0.6, pa_deg=30.0,
+    ...                       kernel=kernel)
+    >>> image.shape, round(float(image.sum()), 2)
+    ((64, 64), 1.0)
     """
     k = kernel.oversampling
     pad = kernel.radius

@@ -5,7 +5,6 @@ index)``, so the images do not depend on ``n_jobs``, on chunking, or on
 where an interrupted run resumed.
 """
 
-import os
 from concurrent.futures import ProcessPoolExecutor
 
 import astropy.units as u
@@ -13,9 +12,10 @@ import numpy as np
 from astropy.table import QTable
 from astropy.utils.console import ProgressBar
 
+from .._parallel import effective_n_jobs, init_worker, with_progress
 from ._parameters import check_truth, draw_parameters
 from ._render import PSFKernel, render_sersic
-from ._survey import SurveyConfig
+from ._survey import SurveyConfig, _as_galsim_psf
 
 __all__ = ["Realism", "simulate_galaxies", "master_seed"]
 
@@ -27,15 +27,17 @@ class Realism:
     """Optional departures from a clean single-Sérsic galaxy.
 
     Use them to build harder training sets, or "real-like" validation sets.
-    The truth table still gives the main galaxy's single-Sérsic parameters
-    (``mag`` counts the knots' light too) and records what was added.
+    Label convention: ``mag`` is always the galaxy's **total** magnitude
+    (bulge, disk and knots together); ``r_eff``, ``sersic_n``,
+    ``ellipticity`` and ``pa`` describe the main Sérsic component (the disk
+    when there is a bulge).  Extra truth columns record what was added.
 
     Parameters
     ----------
     knot_fraction : float or (float, float)
-        Fraction of the galaxy's light moved into star-forming knots (point
-        sources distributed as an exponential disk of the same ``r_eff``,
-        axis ratio and angle); a pair draws it uniformly per galaxy.
+        Fraction of the main component's light moved into star-forming knots
+        (point sources distributed as an exponential disk of the same
+        ``r_eff``, axis ratio and angle); a pair draws it uniformly per galaxy.
     n_knots : int
         Knots per galaxy (when ``knot_fraction`` > 0).
     neighbours : float
@@ -47,6 +49,26 @@ class Realism:
     cosmic_rays : float
         Mean number (Poisson) of cosmic-ray hits (unconvolved streaks of
         hot pixels, 10–100σ) per stamp.
+    bulge_fraction : float or (float, float)
+        Bulge-to-total light ratio B/T; a pair draws it uniformly per galaxy.
+        The bulge is a de Vaucouleurs (n = 4) profile concentric with the
+        galaxy at the same position angle; the main component keeps the
+        other ``1 - B/T`` of the total light.  Truth columns
+        ``bulge_fraction``, ``bulge_r_eff`` [pix] and ``bulge_ellipticity``
+        record each bulge.
+    bulge_radius_ratio : float
+        The bulge's semi-major-axis ``r_eff`` over the galaxy's (default 0.3:
+        bulges are compact next to their disks).
+    bulge_axis_ratio : float
+        The bulge's b/a is this or the galaxy's, whichever is rounder
+        (default 0.8: bulges are rounder than inclined disks).
+
+    Raises
+    ------
+    ValueError
+        If a fraction lies outside [0, 1), a count or amplitude is negative,
+        ``bulge_radius_ratio`` is not positive or ``bulge_axis_ratio`` is
+        outside (0, 1].
 
     Examples
     --------
@@ -56,37 +78,101 @@ class Realism:
     """
 
     def __init__(self, knot_fraction=0.0, n_knots=10, neighbours=0.0, sky_gradient=0.0,
-                 cosmic_rays=0.0):
-        low, high = np.broadcast_to(np.asarray(knot_fraction, float), (2,)) if np.ndim(
-            knot_fraction) else (knot_fraction, knot_fraction)
-        if not 0 <= low <= high < 1:
-            raise ValueError(f"knot_fraction must lie in [0, 1); got {knot_fraction}")
+                 cosmic_rays=0.0, bulge_fraction=0.0, bulge_radius_ratio=0.3,
+                 bulge_axis_ratio=0.8):
+        for name, value in (("knot_fraction", knot_fraction), ("bulge_fraction", bulge_fraction)):
+            _fraction_range(name, value)
         for name, value in (("n_knots", n_knots), ("neighbours", neighbours),
                             ("sky_gradient", sky_gradient), ("cosmic_rays", cosmic_rays)):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0; got {value}")
+        if not bulge_radius_ratio > 0:
+            raise ValueError(f"bulge_radius_ratio must be positive; got {bulge_radius_ratio}")
+        if not 0 < bulge_axis_ratio <= 1:
+            raise ValueError(f"bulge_axis_ratio must lie in (0, 1]; got {bulge_axis_ratio}")
         self.knot_fraction = knot_fraction
         self.n_knots = int(n_knots)
         self.neighbours = float(neighbours)
         self.sky_gradient = float(sky_gradient)
         self.cosmic_rays = float(cosmic_rays)
+        self.bulge_fraction = bulge_fraction
+        self.bulge_radius_ratio = float(bulge_radius_ratio)
+        self.bulge_axis_ratio = float(bulge_axis_ratio)
 
     def knot_range(self):
-        """``(low, high)`` of the knot fraction."""
-        return tuple(np.broadcast_to(np.asarray(self.knot_fraction, float), (2,)))
+        """The range the knot fraction is drawn from.
+
+        Returns
+        -------
+        low, high : float
+            Equal when ``knot_fraction`` is a single value.
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import Realism
+        >>> Realism(knot_fraction=0.2).knot_range()
+        (0.2, 0.2)
+        """
+        return _fraction_range("knot_fraction", self.knot_fraction)
 
     def describe(self):
-        """A JSON-friendly summary."""
+        """A JSON-friendly summary, stored with simulated sets.
+
+        Returns
+        -------
+        summary : dict
+            Every setting, fractions as ``[low, high]``.
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import Realism
+        >>> Realism(cosmic_rays=0.5).describe()["cosmic_rays"]
+        0.5
+        """
         return {"knot_fraction": list(self.knot_range()), "n_knots": self.n_knots,
                 "neighbours": self.neighbours, "sky_gradient": self.sky_gradient,
-                "cosmic_rays": self.cosmic_rays}
+                "cosmic_rays": self.cosmic_rays,
+                "bulge_fraction": list(_fraction_range("bulge_fraction", self.bulge_fraction)),
+                "bulge_radius_ratio": self.bulge_radius_ratio,
+                "bulge_axis_ratio": self.bulge_axis_ratio}
 
     def __repr__(self):
         return "Realism(" + ", ".join(f"{k}={v}" for k, v in self.describe().items()) + ")"
 
 
+def _fraction_range(name, value):
+    """``(low, high)`` of a fraction given as one value or a pair, checked to lie in [0, 1)."""
+    pair = np.asarray(value, dtype=float).ravel()
+    if pair.size == 1:
+        pair = np.repeat(pair, 2)
+    if pair.size != 2 or not 0 <= pair[0] <= pair[1] < 1:
+        raise ValueError(f"{name} must be a fraction in [0, 1) or a (low, high) pair of "
+                         f"them; got {value}")
+    return float(pair[0]), float(pair[1])
+
+
 def master_seed(random_state):
-    """One integer seed from ``random_state`` (drawn at random for None)."""
+    """One integer seed, from which every galaxy's random stream is derived.
+
+    Parameters
+    ----------
+    random_state : int, `~numpy.random.RandomState` or None
+        An integer is used as is; a `~numpy.random.RandomState` draws the
+        seed; None draws it from fresh entropy.
+
+    Returns
+    -------
+    seed : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astromorphnet.simulation import master_seed
+    >>> master_seed(42)
+    42
+    >>> master_seed(np.random.RandomState(0)) == master_seed(np.random.RandomState(0))
+    True
+    """
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(2**31 - 1))
     if random_state is None:
@@ -114,6 +200,8 @@ def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None
     axis** (GALFIT's; GalSim's circularised ``half_light_radius`` is
     ``r_eff * sqrt(1 - ellipticity)``); ``mag`` is the total, untruncated AB
     magnitude (a large galaxy may overflow its stamp, as in real cutouts).
+    With a list of PSFs, ``psf_index`` records which one each galaxy got
+    (see `SurveyConfig`).
 
     Parameters
     ----------
@@ -123,15 +211,16 @@ def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None
         A preset name (see `SurveyConfig.from_preset`) or a configuration.
     truth : `~astropy.table.QTable`, optional
         Parameters to draw (columns as from `draw_parameters`; ``pa``, ``dx``
-        and ``dy`` default to 0).
+        and ``dy`` default to 0), checked by `check_truth`.
     ranges : dict, optional
         Parameter ranges/distributions for `draw_parameters`.
     realism : `Realism`, optional
-        Knots, neighbours, sky gradients, cosmic rays.
+        Bulges, knots, neighbours, sky gradients, cosmic rays.
     stamp_size : int, optional
         Overrides the survey's stamp size.
     n_jobs : int, optional
-        Worker processes (``-1``: all cores).  Results are identical for any value.
+        Worker processes (``-1``: all cores, ``-2`` all but one, ...).
+        Results are identical for any value.
     random_state : int, `~numpy.random.RandomState` or None
         Seed of parameters and every galaxy's noise.
     verbose : bool, optional
@@ -140,17 +229,19 @@ def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None
     Returns
     -------
     images : `~numpy.ndarray`
-        float32 ``(n, stamp_size, stamp_size)``, in image units (flux 1 ⇔
+        The float32 ``(n, stamp_size, stamp_size)`` stamps, in image units (flux 1 ⇔
         ``mag = zeropoint``).
     truth : `~astropy.table.QTable`
         ``mag`` [ABmag], ``r_eff`` [pix], ``sersic_n``, ``ellipticity``,
-        ``pa`` [deg], ``dx``/``dy`` [pix], realism columns when used, and
-        ``meta`` with the survey (``zeropoint``, ``pixel_scale``, …) and the seed.
+        ``pa`` [deg], ``dx``/``dy`` [pix], ``psf_index`` with a list of PSFs,
+        realism columns when used, and ``meta`` with the survey
+        (``zeropoint``, ``pixel_scale``, …) and the seed.
 
     Raises
     ------
     ValueError
-        On out-of-range parameters or an unknown survey preset.
+        On out-of-range parameters, neither ``n`` nor ``truth``, or an
+        unknown survey preset.
 
     Examples
     --------
@@ -163,21 +254,15 @@ def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None
     """
     survey = _as_survey(survey, stamp_size)
     seed = master_seed(random_state)
-    if truth is None:
-        if n is None or n < 1:
-            raise ValueError(f"n must be a positive number of galaxies; got {n}")
-        truth = draw_parameters(n, ranges, random_state=np.random.RandomState(seed % 2**32))
-    else:
-        truth = check_truth(truth)
-    truth = _add_realism_columns(truth, realism, seed)
+    truth = _truth_table(n, truth, ranges, survey, realism, seed)
     images = np.empty((len(truth), survey.stamp_size, survey.stamp_size), np.float32)
     for start, block in _render_blocks(truth, survey, realism, seed, n_jobs, verbose):
         images[start:start + len(block)] = block
-    truth.meta.update(survey_metadata(survey, seed, realism))
+    truth.meta.update(_survey_metadata(survey, seed, realism))
     return images, truth
 
 
-def survey_metadata(survey, seed, realism):
+def _survey_metadata(survey, seed, realism):
     """The ``meta`` of a simulated truth table."""
     return {"zeropoint": survey.zeropoint, "pixel_scale": survey.pixel_scale,
             "survey": survey.describe(), "seed": seed,
@@ -190,28 +275,45 @@ def _as_survey(survey, stamp_size):
         survey = SurveyConfig.from_preset(survey)
     elif not isinstance(survey, SurveyConfig):
         raise ValueError(f"survey must be a preset name or a SurveyConfig; got {survey!r}")
-    if stamp_size is not None:
-        survey = SurveyConfig(survey.name, pixel_scale=survey.pixel_scale,
-                              zeropoint=survey.zeropoint, psf=survey.psf, noise=survey.noise,
-                              stamp_size=stamp_size, oversampling=survey.oversampling)
-    return survey
+    return survey if stamp_size is None else survey._replace(stamp_size=stamp_size)
 
 
-def _add_realism_columns(truth, realism, seed):
-    """Draw per-galaxy realism settings into the truth table (seeded per galaxy)."""
+def _truth_table(n, truth, ranges, survey, realism, seed):
+    """The galaxies to draw, ``truth`` checked or ``n`` drawn, with per-galaxy columns."""
+    if truth is None:
+        if n is None or n < 1:
+            raise ValueError(f"n must be a positive number of galaxies; got {n}")
+        truth = draw_parameters(n, ranges, random_state=np.random.RandomState(seed % 2**32))
+    else:
+        truth = check_truth(truth)
     truth = QTable(truth, copy=True)
     for name, default in (("pa", 0.0 * u.deg), ("dx", 0.0 * u.pix), ("dy", 0.0 * u.pix)):
         if name not in truth.colnames:
             truth[name] = np.full(len(truth), default.value) * default.unit
-    if realism is None:
-        return truth
+    if realism is not None:
+        _add_realism_columns(truth, realism, seed)
+    if isinstance(survey.psf, (list, tuple)):
+        # A list as long as the set is one PSF per galaxy; otherwise each
+        # galaxy draws one with the first value of its own stream.
+        n, n_psfs = len(truth), len(survey.psf)
+        truth["psf_index"] = (np.arange(n) if n_psfs == n else
+                              [_galaxy_rng(seed, i).integers(n_psfs) for i in range(n)])
+    return truth
+
+
+def _add_realism_columns(truth, realism, seed):
+    """Draw per-galaxy realism settings into the truth table (seeded per galaxy)."""
+    rngs = [_galaxy_rng(seed, i, stream=1) for i in range(len(truth))]
     low, high = realism.knot_range()
-    n = len(truth)
-    rngs = [_galaxy_rng(seed, i, stream=1) for i in range(n)]
     truth["knot_fraction"] = [r.uniform(low, high) for r in rngs]
     truth["n_neighbours"] = [r.poisson(realism.neighbours) for r in rngs]
     truth["n_cosmic_rays"] = [r.poisson(realism.cosmic_rays) for r in rngs]
-    return truth
+    low, high = _fraction_range("bulge_fraction", realism.bulge_fraction)
+    if high > 0:
+        truth["bulge_fraction"] = [r.uniform(low, high) for r in rngs]
+        truth["bulge_r_eff"] = truth["r_eff"] * realism.bulge_radius_ratio
+        truth["bulge_ellipticity"] = np.minimum(truth["ellipticity"],
+                                                1 - realism.bulge_axis_ratio)
 
 
 def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0):
@@ -221,67 +323,70 @@ def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0
     """
     columns = {name: np.asarray(getattr(truth[name], "value", truth[name]), float)
                for name in truth.colnames}
-    tasks = [(index_offset + start, {k: v[start:start + _TASK_SIZE] for k, v in columns.items()})
+    psf_index = columns.get("psf_index", np.zeros(len(truth))).astype(int)
+    psfs = survey._psf_list()
+    kernels = {i: PSFKernel(_as_galsim_psf(psfs[i], survey.pixel_scale), survey.pixel_scale,
+                            survey.oversampling) for i in np.unique(psf_index)}
+    # Each task carries only its own galaxies' kernels, and the workers get
+    # the survey without its PSFs: a per-galaxy PSF list is not sent whole.
+    tasks = [(index_offset + start, {k: v[start:start + _TASK_SIZE] for k, v in columns.items()},
+              {i: kernels[i] for i in np.unique(psf_index[start:start + _TASK_SIZE])})
              for start in range(0, len(truth), _TASK_SIZE)]
-    n_jobs = os.cpu_count() if n_jobs in (-1, None) else int(n_jobs)
-    kernels = [PSFKernel(psf, survey.pixel_scale, survey.oversampling)
-               for psf in survey.psf_objects()]
+    settings = (survey._replace(psf=None), realism, seed, len(psfs))
+    n_jobs = effective_n_jobs(n_jobs)
     bar = ProgressBar(len(tasks)) if verbose else None
     if n_jobs <= 1 or len(tasks) == 1:
-        results = (_render_task(survey, kernels, realism, seed, task) for task in tasks)
-        yield from _with_progress(results, bar, index_offset)
+        results = (_render_task(settings, task) for task in tasks)
+        yield from with_progress(results, bar, index_offset)
         return
-    repeat = len(tasks)
-    with ProcessPoolExecutor(n_jobs, initializer=_init_worker) as pool:
-        results = pool.map(_render_task, [survey] * repeat, [kernels] * repeat,
-                           [realism] * repeat, [seed] * repeat, tasks)
-        yield from _with_progress(results, bar, index_offset)
+    with ProcessPoolExecutor(n_jobs, initializer=init_worker) as pool:
+        results = pool.map(_render_task, [settings] * len(tasks), tasks)
+        yield from with_progress(results, bar, index_offset)
 
 
-def _with_progress(results, bar, index_offset):
-    for start, block in results:
-        if bar is not None:
-            bar.update()
-        yield start - index_offset, block
-
-
-def _init_worker():
-    # GalSim's OpenMP threads would fight the other worker processes.
+def _render_task(settings, task):
     import galsim
 
-    galsim.utilities.set_omp_threads(1, logger=None)
-
-
-def _render_task(survey, kernels, realism, seed, task):
-    import galsim
-
-    start, columns = task
+    survey, realism, seed, n_psfs = settings
+    start, columns, kernels = task
     size = survey.stamp_size
     n = len(columns["mag"])
     block = np.empty((n, size, size), np.float32)
+    # The artefacts' unit; looked up once (CorrelatedNoise measures it).
+    sigma = (np.sqrt(survey.noise.variance) if realism is not None and survey.noise is not None
+             else 0.0)
     for j in range(n):
         index = start + j
         row = {k: v[j] for k, v in columns.items()}
         rng = _galaxy_rng(seed, index)
-        kernel = kernels[rng.integers(len(kernels))]
+        # The stream's first value picks a random PSF (see _truth_table); it is
+        # drawn whatever the assignment so that the noise never depends on it.
+        rng.integers(n_psfs)
+        kernel = kernels[int(row.get("psf_index", 0))]
         image = _render_galaxy(row, survey, kernel, realism, rng)
         gs_image = galsim.Image(image, scale=survey.pixel_scale)
         if survey.noise is not None:
             survey.noise.add(gs_image, galsim.BaseDeviate(int(rng.integers(1, 2**31 - 1))))
         if realism is not None:
-            _add_artefacts(gs_image.array, row, realism, survey, rng)
+            _add_artefacts(gs_image.array, row, realism, sigma, rng)
         block[j] = gs_image.array
     return start, block
 
 
 def _render_galaxy(row, survey, kernel, realism, rng):
     flux = 10 ** (-0.4 * (row["mag"] - survey.zeropoint))
-    q = 1.0 - row["ellipticity"]
     shape = (survey.stamp_size, survey.stamp_size)
+    bulge = row.get("bulge_fraction", 0.0)
+    disk = flux * (1 - bulge)
+    q = 1.0 - row["ellipticity"]
     knots = row.get("knot_fraction", 0.0)
-    points = _knots(flux * knots, row, q, realism.n_knots, rng) if knots > 0 else None
-    image = render_sersic(shape, flux * (1 - knots), row["r_eff"], row["sersic_n"], q,
+    points = _knots(disk * knots, row, q, realism.n_knots, rng) if knots > 0 else None
+    image = render_sersic(shape, disk * (1 - knots), row["r_eff"], row["sersic_n"], q,
                           row["pa"], kernel, dx=row["dx"], dy=row["dy"], points=points)
+    if bulge > 0:
+        image += render_sersic(shape, flux * bulge, row["bulge_r_eff"], 4.0,
+                               1.0 - row["bulge_ellipticity"], row["pa"], kernel,
+                               dx=row["dx"], dy=row["dy"])
     for _ in range(int(row.get("n_neighbours", 0))):
         image += _neighbour(shape, survey, kernel, rng)
     return image
@@ -313,9 +418,8 @@ def _neighbour(shape, survey, kernel, rng):
                          dx=distance * np.cos(angle), dy=distance * np.sin(angle))
 
 
-def _add_artefacts(image, row, realism, survey, rng):
-    """Sky-subtraction residual plane and cosmic rays, in place."""
-    sigma = np.sqrt(survey.noise.variance) if survey.noise is not None else 0.0
+def _add_artefacts(image, row, realism, sigma, rng):
+    """Sky-subtraction residual plane and cosmic rays, in place (``sigma``: the noise's)."""
     if realism.sky_gradient > 0 and sigma > 0:
         ny, nx = image.shape
         slope = rng.uniform(-1, 1, 2) * realism.sky_gradient * sigma

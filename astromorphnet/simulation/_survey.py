@@ -5,6 +5,7 @@ GalSim is imported inside methods only.
 
 import copy
 import functools
+import hashlib
 
 import numpy as np
 
@@ -18,6 +19,11 @@ class GaussianNoise:
     ----------
     sigma : float
         Standard deviation per pixel (image units).
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` is negative.
 
     Examples
     --------
@@ -33,11 +39,35 @@ class GaussianNoise:
 
     @property
     def variance(self):
-        """Background variance per pixel."""
+        """Background variance per pixel.
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import GaussianNoise
+        >>> GaussianNoise(0.5).variance
+        0.25
+        """
         return self.sigma**2
 
     def add(self, image, rng):
-        """Add noise to a `galsim.Image` in place, from a `galsim.BaseDeviate`."""
+        """Add noise to an image in place.
+
+        Parameters
+        ----------
+        image : `galsim.Image`
+            The noiseless image, in image units.
+        rng : `galsim.BaseDeviate`
+            The random stream.
+
+        Examples
+        --------
+        >>> import galsim
+        >>> from astromorphnet.simulation import GaussianNoise
+        >>> image = galsim.Image(200, 200, scale=0.06)
+        >>> GaussianNoise(0.01).add(image, galsim.BaseDeviate(1))
+        >>> round(float(image.array.std()), 3)
+        0.01
+        """
         import galsim
 
         if self.sigma > 0:
@@ -50,19 +80,35 @@ class GaussianNoise:
 class CCDNoise:
     """Poisson noise of sky and source plus Gaussian read noise.
 
-    Images are in electrons per second; the noise is drawn in electrons for
-    ``exposure_time`` and converted back.
+    Images are in ADU (counts) per second, the unit the survey's zeropoint
+    refers to.  The noise is drawn for ``exposure_time`` seconds: Poisson in
+    electrons (``electrons = ADU * gain``), read noise in electrons, and the
+    image converted back to ADU/s.  A higher gain (more electrons per ADU)
+    means relatively less noise for the same image.
 
     Parameters
     ----------
     sky_level : float
-        Sky background per pixel, e-/s (already subtracted from the image).
+        Sky background per pixel, ADU/s (already subtracted from the image).
     exposure_time : float
         Seconds.
     read_noise : float, optional
-        Read noise per pixel, e-.
+        Read noise per pixel, electrons.
     gain : float, optional
-        e-/ADU (kept for the record: images stay in e-/s).
+        Electrons per ADU.
+
+    Raises
+    ------
+    ValueError
+        If ``sky_level`` or ``read_noise`` is negative, or ``exposure_time``
+        or ``gain`` not positive.
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import CCDNoise
+    >>> noise = CCDNoise(sky_level=10.0, exposure_time=100.0, read_noise=5.0, gain=2.0)
+    >>> round(noise.variance, 6)  # (10 * 100 / 2 + (5 / 2)**2) / 100**2
+    0.050625
     """
 
     def __init__(self, sky_level, exposure_time, read_noise=0.0, gain=1.0):
@@ -76,17 +122,42 @@ class CCDNoise:
 
     @property
     def variance(self):
-        """Background variance per pixel (e-/s)², from sky and read noise."""
-        t = self.exposure_time
-        return (self.sky_level * t + self.read_noise**2) / t**2
+        """Background variance per pixel (ADU/s)², from sky and read noise.
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import CCDNoise
+        >>> CCDNoise(sky_level=4.0, exposure_time=1.0, gain=1.0).variance
+        4.0
+        """
+        t, g = self.exposure_time, self.gain
+        return (self.sky_level * t / g + (self.read_noise / g) ** 2) / t**2
 
     def add(self, image, rng):
-        """Add noise to a `galsim.Image` (e-/s) in place."""
+        """Add noise to an image in place.
+
+        Parameters
+        ----------
+        image : `galsim.Image`
+            The noiseless, sky-subtracted image, in ADU/s.
+        rng : `galsim.BaseDeviate`
+            The random stream.
+
+        Examples
+        --------
+        >>> import galsim
+        >>> from astromorphnet.simulation import CCDNoise
+        >>> image = galsim.Image(200, 200, scale=0.2, init_value=1.0)  # 1 ADU/s of source
+        >>> CCDNoise(sky_level=10.0, exposure_time=100.0, gain=2.0).add(
+        ...     image, galsim.BaseDeviate(1))
+        >>> round(float(image.array.var()), 3)  # (1 + 10) ADU/s * 100 s / 2 e-/ADU / 100**2
+        0.055
+        """
         import galsim
 
         t = self.exposure_time
         image *= t
-        image.addNoise(galsim.CCDNoise(rng, sky_level=self.sky_level * t, gain=1.0,
+        image.addNoise(galsim.CCDNoise(rng, sky_level=self.sky_level * t, gain=self.gain,
                                        read_noise=self.read_noise))
         image /= t
 
@@ -108,6 +179,20 @@ class CorrelatedNoise:
         Rescale the noise to this variance per pixel (default: as measured).
     pixel_scale : float, optional
         Arcsec per pixel of the blank-sky image (default: the survey's).
+
+    Raises
+    ------
+    ValueError
+        If ``source`` is neither ``"cosmos"`` nor a finite 2-D image, or
+        ``variance`` is not positive.
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import CorrelatedNoise
+    >>> CorrelatedNoise("cosmos", variance=1e-4).variance
+    0.0001
+    >>> f"{CorrelatedNoise('cosmos').variance:.3g}"  # as measured on COSMOS blank sky
+    '9.99e-06'
     """
 
     def __init__(self, source="cosmos", variance=None, pixel_scale=None):
@@ -121,8 +206,26 @@ class CorrelatedNoise:
         if variance is not None and not variance > 0:
             raise ValueError(f"variance must be positive; got {variance}")
         self.source = source
-        self.variance = variance
+        self._variance = variance
         self.pixel_scale = pixel_scale
+
+    @property
+    def variance(self):
+        """Variance per pixel: as requested, or as measured by GalSim.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astromorphnet.simulation import CorrelatedNoise
+        >>> blank_sky = np.random.default_rng(0).normal(0.0, 0.1, (64, 64))
+        >>> round(CorrelatedNoise(blank_sky).variance, 2)
+        0.01
+        """
+        if self._variance is not None:
+            return self._variance
+        if not hasattr(self, "_measured_variance"):  # GalSim measures it: do it once
+            self._measured_variance = self._galsim_noise(None, 1.0).getVariance()
+        return self._measured_variance
 
     def _galsim_noise(self, rng, pixel_scale):
         import galsim
@@ -133,15 +236,33 @@ class CorrelatedNoise:
             image = galsim.Image(self.source - self.source.mean(),
                                  scale=self.pixel_scale or pixel_scale)
             noise = galsim.CorrelatedNoise(image, rng=rng)
-        return noise if self.variance is None else noise.withVariance(self.variance)
+        return noise if self._variance is None else noise.withVariance(self._variance)
 
     def add(self, image, rng):
-        """Add noise to a `galsim.Image` in place."""
+        """Add noise to an image in place.
+
+        Parameters
+        ----------
+        image : `galsim.Image`
+            The noiseless image, with its pixel scale set.
+        rng : `galsim.BaseDeviate`
+            The random stream.
+
+        Examples
+        --------
+        >>> import galsim
+        >>> from astromorphnet.simulation import CorrelatedNoise
+        >>> image = galsim.Image(200, 200, scale=0.06)
+        >>> CorrelatedNoise("cosmos", variance=1e-4).add(image, galsim.BaseDeviate(1))
+        >>> round(float(image.array.var()) / 1e-4, 1)
+        1.0
+        """
         image.addNoise(self._galsim_noise(rng, image.scale))
 
     def __repr__(self):
-        kind = "'cosmos'" if isinstance(self.source, str) else f"image{self.source.shape}"
-        return f"CorrelatedNoise({kind}, variance={self.variance})"
+        kind = "'cosmos'" if isinstance(self.source, str) else _describe(self.source)
+        scale = "" if self.pixel_scale is None else f", pixel_scale={self.pixel_scale}"
+        return f"CorrelatedNoise({kind}, variance={self._variance}{scale})"
 
 
 class SurveyConfig:
@@ -157,14 +278,22 @@ class SurveyConfig:
         AB magnitude of a total flux of 1 in image units.
     psf : `galsim.GSObject`, `~numpy.ndarray`, str or list
         The PSF: a GalSim profile, an image array sampled at ``pixel_scale``
-        (or a FITS path to one), or a list of those from which each galaxy
-        draws one at random (PSF variation).
+        (or a FITS path to one), or a list of those (PSF variation).  A list
+        as long as the simulated set gives galaxy ``i`` the PSF ``psf[i]``;
+        from a list of any other length each galaxy draws one at random.
+        Simulations record the choice in a ``psf_index`` truth column.
     noise : `GaussianNoise`, `CCDNoise`, `CorrelatedNoise` or None
         Background noise model.
     stamp_size : int
         Cutout size in pixels.
     oversampling : int, optional
         Sub-pixels per pixel of the fast renderer.
+
+    Raises
+    ------
+    ValueError
+        If ``pixel_scale`` is not positive or ``stamp_size`` is not an
+        integer >= 8.
 
     Examples
     --------
@@ -195,58 +324,130 @@ class SurveyConfig:
         Parameters
         ----------
         name : str
-            ``"CANDELS_F160W"`` or ``"GROUND_R"``.
+            A key of `PRESETS`: ``"CANDELS_F160W"``,
+            ``"CANDELS_F160W_REAL_LIKE"`` or ``"GROUND_R"``.
         **changes
             Attributes to override (e.g. ``stamp_size=64``).
 
         Returns
         -------
         survey : SurveyConfig
+            A new configuration; the preset itself is never modified.
 
         Raises
         ------
         ValueError
-            If the preset is unknown.
+            If the preset is unknown or a change is invalid.
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import GaussianNoise, SurveyConfig
+        >>> SurveyConfig.from_preset("GROUND_R", noise=GaussianNoise(0.1)).noise
+        GaussianNoise(sigma=0.1)
         """
         if name not in PRESETS:
             raise ValueError(f"unknown survey preset {name!r}; choose among {sorted(PRESETS)}")
         params = {**copy.deepcopy(PRESETS[name]), **changes}
         return cls(params.pop("name", name), **params)
 
+    def _replace(self, **changes):
+        """A copy with ``changes`` applied, validated as a new configuration."""
+        params = dict(pixel_scale=self.pixel_scale, zeropoint=self.zeropoint, psf=self.psf,
+                      noise=self.noise, stamp_size=self.stamp_size,
+                      oversampling=self.oversampling)
+        return SurveyConfig(self.name, **{**params, **changes})
+
+    def _psf_list(self):
+        """The PSF entries as given: one, or the list of a variable PSF."""
+        return list(self.psf) if isinstance(self.psf, (list, tuple)) else [self.psf]
+
     def psf_objects(self):
-        """The PSF(s) as a list of `galsim.GSObject`."""
-        import galsim
+        """The PSF(s) as GalSim profiles.
 
-        psfs = self.psf if isinstance(self.psf, (list, tuple)) else [self.psf]
-        out = []
-        for psf in psfs:
-            if isinstance(psf, _LazyPSF):
-                psf = psf.factory()
-            if isinstance(psf, galsim.GSObject):
-                out.append(psf)
-                continue
-            if isinstance(psf, str):
-                from astropy.io import fits
+        Returns
+        -------
+        psfs : list of `galsim.GSObject`
+            One per entry of ``psf`` (image arrays and FITS files become
+            normalised `galsim.InterpolatedImage` profiles).
 
-                psf = fits.getdata(psf)
-            array = np.asarray(psf, dtype=float)
-            if array.ndim != 2:
-                raise ValueError(f"a PSF image must be 2-D; got shape {array.shape}")
-            out.append(galsim.InterpolatedImage(galsim.Image(array / array.sum(),
-                                                             scale=self.pixel_scale)))
-        return out
+        Raises
+        ------
+        ValueError
+            If a PSF image is not 2-D.
+
+        Examples
+        --------
+        >>> import galsim
+        >>> from astromorphnet.simulation import SurveyConfig
+        >>> survey = SurveyConfig("two PSFs", pixel_scale=0.2, zeropoint=27.0, noise=None,
+        ...                       psf=[galsim.Gaussian(fwhm=0.7), galsim.Gaussian(fwhm=0.9)])
+        >>> [round(psf.fwhm, 2) for psf in survey.psf_objects()]
+        [0.7, 0.9]
+        """
+        return [_as_galsim_psf(psf, self.pixel_scale) for psf in self._psf_list()]
 
     def describe(self):
-        """A JSON-friendly summary (stored with simulated sets)."""
+        """A JSON-friendly summary, stored with simulated sets.
+
+        Returns
+        -------
+        summary : dict
+            ``name``, ``pixel_scale``, ``zeropoint``, ``stamp_size``,
+            ``oversampling``, and text descriptions of ``psf`` and ``noise``
+            (image arrays identified by shape and SHA-256 digest).
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import SurveyConfig
+        >>> SurveyConfig.from_preset("GROUND_R").describe()["psf"]
+        'Kolmogorov(0.7" FWHM) seeing'
+        """
         return {"name": self.name, "pixel_scale": self.pixel_scale,
                 "zeropoint": self.zeropoint, "stamp_size": self.stamp_size,
-                "psf": repr(self.psf), "noise": repr(self.noise),
+                "psf": _describe_psf(self.psf), "noise": repr(self.noise),
                 "oversampling": self.oversampling}
 
     def __repr__(self):
         return (f"SurveyConfig({self.name!r}, pixel_scale={self.pixel_scale}, "
                 f"zeropoint={self.zeropoint}, stamp_size={self.stamp_size}, "
-                f"psf={self.psf!r}, noise={self.noise!r})")
+                f"psf={_describe_psf(self.psf)}, noise={self.noise!r})")
+
+
+def _as_galsim_psf(psf, pixel_scale):
+    """One PSF entry as a `galsim.GSObject` (an image is normalised to unit flux)."""
+    import galsim
+
+    if isinstance(psf, _LazyPSF):
+        psf = psf.factory()
+    if isinstance(psf, galsim.GSObject):
+        return psf
+    if isinstance(psf, str):
+        from astropy.io import fits
+
+        psf = fits.getdata(psf)
+    array = np.asarray(psf, dtype=float)
+    if array.ndim != 2:
+        raise ValueError(f"a PSF image must be 2-D; got shape {array.shape}")
+    return galsim.InterpolatedImage(galsim.Image(array / array.sum(), scale=pixel_scale))
+
+
+def _describe(value):
+    """``repr``, except that an array (whose repr elides values) is named by its digest."""
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(value)).hexdigest()[:16]
+        return f"image{value.shape} sha256:{digest}"
+    return repr(value)
+
+
+def _describe_psf(psf):
+    """Text naming the PSF (or PSF list) exactly, short enough for an HDF5 attribute."""
+    if not isinstance(psf, (list, tuple)):
+        return _describe(psf)
+    parts = [_describe(entry) for entry in psf]
+    if len(parts) <= 4:
+        return "[" + ", ".join(parts) + "]"
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return f"[{parts[0]}, ... {len(parts)} PSFs, sha256:{digest}]"
 
 
 def _hst_f160w_psf(jitter=0.12):
@@ -261,8 +462,18 @@ def _hst_f160w_psf(jitter=0.12):
                            gsparams=galsim.GSParams(folding_threshold=2e-2))
 
 
+def _kolmogorov_psf(fwhm):
+    import galsim
+
+    return galsim.Kolmogorov(fwhm=fwhm)
+
+
 class _LazyPSF:
-    """Builds a GalSim PSF on first use, so presets import without GalSim."""
+    """Builds a GalSim PSF on first use, so presets import without GalSim.
+
+    ``factory`` must be picklable (a module-level function or a
+    `functools.partial` of one): surveys travel to worker processes.
+    """
 
     def __init__(self, factory, description):
         self.factory, self.description = factory, description
@@ -280,17 +491,16 @@ PRESETS = {
         # CANDELS-deep-like depth: 5σ ≈ 27.5 AB in a 0.4" aperture.
         noise=GaussianNoise(0.008)),
     # A stand-in for *real* CANDELS cutouts (see simulation.simulate_real_like):
-    # the PSF varies and is broader than the training model's, and the noise
-    # is correlated (drizzled HST) and 1.5x deeper-than-modelled in sigma.
+    # the PSF varies from galaxy to galaxy around the training model, and the
+    # noise is correlated (drizzled HST) and 1.5x stronger than modelled.
     "CANDELS_F160W_REAL_LIKE": dict(
         pixel_scale=0.06, zeropoint=25.94, stamp_size=128,
         psf=[_LazyPSF(functools.partial(_hst_f160w_psf, jitter),
-                      f"HST F160W Airy * Gaussian({jitter}\")") for jitter in (0.12, 0.18, 0.24)],
+                      f"HST F160W Airy * Gaussian({jitter}\")") for jitter in (0.08, 0.12, 0.16)],
         noise=CorrelatedNoise("cosmos", variance=0.012**2)),
     "GROUND_R": dict(
         pixel_scale=0.2, zeropoint=27.0, stamp_size=64,
-        psf=_LazyPSF(lambda: __import__("galsim").Kolmogorov(fwhm=0.7),
-                     "Kolmogorov(0.7\" FWHM) seeing"),
+        psf=_LazyPSF(functools.partial(_kolmogorov_psf, 0.7), "Kolmogorov(0.7\" FWHM) seeing"),
         # Dark-sky r band, ~21 mag/arcsec², 10 minutes.
         noise=CCDNoise(sky_level=10.0, exposure_time=600.0, read_noise=5.0, gain=1.0)),
 }

@@ -1,0 +1,137 @@
+"""Neighbour masks for cutouts made without a segmentation of their mosaic."""
+
+import copy
+import warnings
+
+import numpy as np
+from astropy.nddata import NDData
+from astropy.stats import sigma_clipped_stats
+from photutils.utils import NoDetectionsWarning
+
+from .._input import _mask_array, _std_array
+from ._extract import (_check_detection, _deblend, _detect, _disk, _neighbour_mask,
+                       _smooth)
+
+__all__ = ["mask_neighbours"]
+
+
+def mask_neighbours(cutouts, *, threshold=1.5, n_pixels=10, kernel_fwhm=3.0, deblend=True,
+                    n_levels=32, contrast=0.001, dilate=2):
+    """Mask the neighbours of the central galaxy in ready-made cutouts.
+
+    `extract_cutouts` masks neighbours with the segmentation of the whole
+    mosaic.  Cutouts made elsewhere (a survey's cutout service, another
+    pipeline, a simulation) come without one: this segments each cutout
+    on its own, the same way (sigma-clipped background level and noise, or
+    the cutout's uncertainty, then photutils' `~photutils.segmentation.detect_sources`
+    and `~photutils.segmentation.deblend_sources`), and masks every segment
+    but the one under the central pixel, grown by ``dilate`` pixels.  When
+    no segment covers the centre, every detected source is a neighbour.
+
+    Parameters
+    ----------
+    cutouts : array-like or list of `~astropy.nddata.NDData`
+        An array ``(n, ny, nx)`` (a `numpy.ma.MaskedArray` keeps its mask),
+        or a list of 2-D `~astropy.nddata.NDData`/`~astropy.nddata.CCDData`
+        or arrays.
+    threshold : float, optional
+        Detection threshold per pixel of the smoothed cutout, in units of
+        the background noise.
+    n_pixels : int, optional
+        Minimum number of connected pixels of a source (and of a deblended
+        component).
+    kernel_fwhm : float or None, optional
+        FWHM in pixels of the Gaussian that smooths the cutout before
+        detection; None does not smooth.
+    deblend : bool, optional
+        Split blended sources, so a neighbour overlapping the galaxy is
+        masked too (needs scikit-image).
+    n_levels : int, optional
+        Number of deblending thresholds.
+    contrast : float, optional
+        Minimum flux fraction of a deblended component.
+    dilate : int, optional
+        Radius in pixels by which neighbours' segments grow before masking
+        (their faint wings lie outside the segment).
+
+    Returns
+    -------
+    masked : `numpy.ma.MaskedArray` or list
+        The cutouts with their neighbours masked, in the form given: a
+        masked array for an array (NaN/inf pixels masked too), otherwise a
+        list of shallow copies of the NDData (data shared, masks new: the
+        old mask or the neighbours) or masked arrays.
+
+    Raises
+    ------
+    ValueError
+        If the cutouts are not 2-D, or a detection setting is out of range.
+    ImportError
+        If ``deblend`` is True and scikit-image is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astromorphnet.cutouts import mask_neighbours
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> galaxy = 40 * np.exp(-((xx - 15.5) ** 2 + (yy - 15.5) ** 2) / 8)
+    >>> neighbour = 40 * np.exp(-((xx - 4) ** 2 + (yy - 26) ** 2) / 4)
+    >>> noise = np.random.default_rng(0).normal(0, 1, (32, 32))
+    >>> masked = mask_neighbours((galaxy + neighbour + noise)[np.newaxis])
+    >>> bool(masked.mask[0, 26, 4]), bool(masked.mask[0, 16, 16])
+    (True, False)
+    """
+    _check_detection(threshold=threshold, n_pixels=n_pixels, kernel_fwhm=kernel_fwhm,
+                     n_levels=n_levels, contrast=contrast, dilate=dilate, deblend=deblend)
+    settings = dict(threshold=threshold, n_pixels=n_pixels, kernel_fwhm=kernel_fwhm,
+                    deblend=deblend, n_levels=n_levels, contrast=contrast,
+                    footprint=_disk(dilate) if dilate else None)
+    if isinstance(cutouts, (list, tuple)):
+        return [_mask_nddata(c, settings) if isinstance(c, NDData)
+                else _mask_arrays(np.ma.asanyarray(c)[np.newaxis], settings)[0]
+                for c in cutouts]
+    return _mask_arrays(np.ma.asanyarray(cutouts), settings)
+
+
+def _mask_arrays(stack, settings):
+    if stack.ndim != 3:
+        raise ValueError(f"cutouts must be 2-D images, stacked (n, ny, nx); got an array of "
+                         f"shape {stack.shape}")
+    data = np.ma.getdata(stack)
+    bad = np.ma.getmaskarray(stack) | ~np.isfinite(data)
+    neighbours = np.array([_neighbours(image, mask, None, settings)
+                           for image, mask in zip(data, bad)]).reshape(bad.shape)
+    return np.ma.MaskedArray(data, mask=bad | neighbours)
+
+
+def _mask_nddata(nd, settings):
+    data = np.asarray(nd.data, float)
+    if data.ndim != 2:
+        raise ValueError(f"each NDData cutout must be 2-D; got shape {data.shape}")
+    bad = ~np.isfinite(data)
+    if nd.mask is not None:
+        bad |= _mask_array(nd.mask, data.shape, "the cutout's mask")
+    std = None if nd.uncertainty is None else _std_array(nd.uncertainty)
+    masked = copy.copy(nd)
+    masked.mask = bad | _neighbours(data, bad, std, settings)
+    return masked
+
+
+def _neighbours(image, bad, std, settings):
+    """Mask of every source in ``image`` but the one under its central pixel."""
+    clean = np.where(bad, 0.0, image)
+    level, _, rms = sigma_clipped_stats(clean, mask=bad)
+    noise = rms if std is None else np.where(np.isfinite(std), std, rms)
+    convolved = _smooth(np.where(bad, 0.0, clean - level), settings["kernel_fwhm"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)  # an isolated galaxy is fine
+        segm = _detect(convolved, settings["threshold"] * noise, settings["n_pixels"], bad)
+    if segm is None:
+        return np.zeros(image.shape, bool)
+    if settings["deblend"]:
+        segm = _deblend(convolved, segm, settings["n_pixels"], settings["n_levels"],
+                        settings["contrast"])
+    # Pixel i spans [i - 0.5, i + 0.5): the centre (n - 1) / 2 lies in pixel n // 2
+    # for odd n, and on a corner shared with n // 2 for even n.
+    centre = segm.data[image.shape[0] // 2, image.shape[1] // 2]
+    return _neighbour_mask(segm.data, centre, settings["footprint"])
