@@ -79,8 +79,8 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
     neighbours masked.  Starting values come from ``initial`` or from the
     image moments (flux sum, second moments for the axis ratio and angle,
     curve of growth for ``r_eff``; ``n = 2``).  A 64×64 cutout takes
-    some 0.3–0.5 s (about 60 renders of the model), a hundred times or more
-    a CNN's inference.
+    some 0.3 s (about 60 renders of the model) on one core, several hundred
+    times a CNN's inference (``benchmarks/bench_fitting.py``).
 
     Conventions are the simulations': ``r_eff`` is the half-light radius
     along the semi-major axis (GALFIT's), ``ellipticity = 1 - b/a``, ``pa``
