@@ -332,7 +332,11 @@ def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0
     tasks = [(index_offset + start, {k: v[start:start + _TASK_SIZE] for k, v in columns.items()},
               {i: kernels[i] for i in np.unique(psf_index[start:start + _TASK_SIZE])})
              for start in range(0, len(truth), _TASK_SIZE)]
-    settings = (survey._replace(psf=None), realism, seed, len(psfs))
+    # The artefacts' unit, looked up here once (CorrelatedNoise measures it),
+    # not in every task of every worker.
+    sigma = (np.sqrt(survey.noise.variance) if realism is not None and survey.noise is not None
+             else 0.0)
+    settings = (survey._replace(psf=None), realism, seed, len(psfs), sigma)
     n_jobs = effective_n_jobs(n_jobs)
     bar = ProgressBar(len(tasks)) if verbose else None
     if n_jobs <= 1 or len(tasks) == 1:
@@ -347,14 +351,11 @@ def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0
 def _render_task(settings, task):
     import galsim
 
-    survey, realism, seed, n_psfs = settings
+    survey, realism, seed, n_psfs, sigma = settings
     start, columns, kernels = task
     size = survey.stamp_size
     n = len(columns["mag"])
     block = np.empty((n, size, size), np.float32)
-    # The artefacts' unit; looked up once (CorrelatedNoise measures it).
-    sigma = (np.sqrt(survey.noise.variance) if realism is not None and survey.noise is not None
-             else 0.0)
     for j in range(n):
         index = start + j
         row = {k: v[j] for k, v in columns.items()}
