@@ -9,8 +9,8 @@ from astropy.stats import sigma_clipped_stats
 from photutils.utils import NoDetectionsWarning
 
 from .._input import _mask_array, _std_array
-from ._extract import (_check_detection, _deblend, _detect, _disk, _neighbour_mask,
-                       _smooth)
+from ._extract import (_check_detection, _deblend, _detect, _disk, _labels_at,
+                       _neighbour_mask, _smooth)
 
 __all__ = ["mask_neighbours"]
 
@@ -131,7 +131,6 @@ def _neighbours(image, bad, std, settings):
     if settings["deblend"]:
         segm = _deblend(convolved, segm, settings["n_pixels"], settings["n_levels"],
                         settings["contrast"])
-    # Pixel i spans [i - 0.5, i + 0.5): the centre (n - 1) / 2 lies in pixel n // 2
-    # for odd n, and on a corner shared with n // 2 for even n.
-    centre = segm.data[image.shape[0] // 2, image.shape[1] // 2]
+    ny, nx = image.shape
+    centre = _labels_at(segm, np.array([(nx - 1) / 2]), np.array([(ny - 1) / 2]))[0]
     return _neighbour_mask(segm.data, centre, settings["footprint"])
