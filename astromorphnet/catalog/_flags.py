@@ -25,6 +25,10 @@ class SersicFlag(enum.IntFlag):
     OUT_OF_RANGE : int
         At least one predicted parameter lies outside the range of the
         labels the network was trained on: an extrapolation.
+    CROPPED : int
+        The cutout was larger than the network's input in at least one axis
+        and was centre-cropped: light beyond the crop (the wings of a large
+        galaxy) was not seen.
 
     Examples
     --------
@@ -39,3 +43,4 @@ class SersicFlag(enum.IntFlag):
     PADDED = 1
     MASKED = 2
     OUT_OF_RANGE = 4
+    CROPPED = 8
