@@ -163,8 +163,9 @@ def test_pixel_scale_parameter_and_no_scale(fitted, survey):
 def test_crop_and_pad_to_the_network_input(fitted, survey):
     images = survey[0][TEST]
     big = np.pad(images, ((0, 0), (4, 4), (4, 4)))
-    np.testing.assert_allclose(_values(fitted.predict(big)), _values(fitted.predict(images)),
-                               rtol=1e-5)
+    cropped = fitted.predict(big)
+    np.testing.assert_allclose(_values(cropped), _values(fitted.predict(images)), rtol=1e-5)
+    assert (cropped["flag"] == SersicFlag.CROPPED).all()
     small = [NDData(im[2:-2, 3:-3]) for im in images]
     catalog = fitted.predict(small)
     assert all(f & SersicFlag.PADDED for f in catalog["flag"])
@@ -176,7 +177,7 @@ def test_mixed_shapes_in_one_list(fitted, survey):
     images = survey[0][TEST]
     mixed = [NDData(images[0]), NDData(np.pad(images[1], 3)), NDData(images[2][1:-1, 1:-1])]
     catalog = fitted.predict(mixed)
-    assert catalog["flag"].tolist()[:2] == [0, 0]
+    assert catalog["flag"].tolist()[:2] == [0, SersicFlag.CROPPED]
     assert catalog["flag"][2] & SersicFlag.PADDED
 
 
