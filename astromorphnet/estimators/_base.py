@@ -349,48 +349,54 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
 
     # -- persistence -------------------------------------------------------
     def __getstate__(self):
-        state = self.__dict__.copy()
-        model = state.pop("model_", None)
-        if model is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "model.keras")
-                model.save(path)
-                with open(path, "rb") as f:
-                    state["_model_keras"] = f.read()
-        return state
+        # The network travels as .keras bytes, with the package versions.
+        from . import _persistence
+
+        return _persistence.estimator_state(self)
 
     def __setstate__(self, state):
-        blob = state.pop("_model_keras", None)
-        self.__dict__.update(state)
-        if blob is not None:
-            import keras
+        # Sets saved_versions_; warns (SavedVersionWarning) if they differ.
+        from . import _persistence
 
-            from .. import models  # noqa: F401  registers the custom layers
-
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "model.keras")
-                with open(path, "wb") as f:
-                    f.write(blob)
-                self.model_ = keras.saving.load_model(path)
+        _persistence.restore_state(self, state)
 
     def save(self, path):
         """Write the estimator (parameters, fitted network and scalers) to a file.
 
-        The file is a pickle holding the network in Keras's ``.keras``
-        format; read it back with `load`.  As with any pickle, only load
-        files you trust.
+        The file holds a short header (class, package versions, checksum)
+        and a pickle with the network in Keras's ``.keras`` format; read it
+        back with `load`.  The write is atomic: if it fails or is
+        interrupted, an existing file at ``path`` is left as it was.  As
+        with any pickle, only load files you trust.
 
         Parameters
         ----------
         path : str or path-like
-            Destination file.
+            Destination file (``~`` is expanded; through a symbolic link,
+            the file it points to is replaced).
+
+        Raises
+        ------
+        TypeError
+            If ``path`` is not a file name, or the estimator cannot be pickled
+            (e.g. a ``lambda`` as ``architecture``).
+        ValueError
+            If ``path`` is empty or ends in ``.keras``, ``.h5`` or ``.hdf5``
+            (the file would pass for a bare Keras network).
+        IsADirectoryError
+            If ``path`` is a folder.
+        FileNotFoundError
+            If the folder of ``path`` does not exist.
+        PermissionError
+            If ``path`` is read-only, or its folder is not writable.
         """
-        with open(path, "wb") as f:
-            pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+        from . import _persistence
+
+        _persistence.save_estimator(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read an estimator written by `save`.
+        """Read an estimator written by `save`, checking that it is of this class.
 
         Parameters
         ----------
@@ -400,11 +406,21 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         estimator : BaseSersicRegressor
+            With ``saved_versions_``, the package versions that saved it.
 
         Raises
         ------
         TypeError
-            If the file does not hold an instance of this class.
+            If the file holds another class than this one.
+        ValueError
+            If the file is not an estimator file, or is truncated or corrupted.
+        FileNotFoundError
+            If there is no such file.
+
+        Warns
+        -----
+        SavedVersionWarning
+            If it was saved with other package versions than those running.
         """
         return load(path, cls)
 
@@ -442,11 +458,30 @@ def load(path, cls=None):
     Returns
     -------
     estimator : BaseSersicRegressor
+        Fitted or not, as it was saved.  Its ``saved_versions_`` attribute
+        is a dict of the versions of astromorphnet, keras, tensorflow,
+        scikit-learn and numpy that saved it (None for files written before
+        versions were recorded).
 
     Raises
     ------
     TypeError
-        If the file holds something else.
+        If ``path`` is not a file name, or the file holds something else
+        than ``cls``.
+    ValueError
+        If the file is not an estimator file (text, a bare Keras ``.keras``
+        network, HDF5, ...), is empty, truncated or corrupted, or cannot be
+        unpickled with the running package versions.
+    FileNotFoundError
+        If there is no such file.
+    IsADirectoryError
+        If ``path`` is a folder.
+
+    Warns
+    -----
+    SavedVersionWarning
+        If the file was saved with other versions of astromorphnet, keras,
+        tensorflow, scikit-learn or numpy than those running.
 
     Examples
     --------
@@ -461,14 +496,12 @@ def load(path, cls=None):
     >>> reg.save(path)
     >>> type(load(path)).__name__
     'SersicCNNRegressor'
+    >>> sorted(load(path).saved_versions_)
+    ['astromorphnet', 'keras', 'numpy', 'scikit-learn', 'tensorflow']
     """
-    with open(path, "rb") as f:
-        estimator = pickle.load(f)
-    expected = cls or BaseSersicRegressor
-    if not isinstance(estimator, expected):
-        raise TypeError(f"{path} holds a {type(estimator).__name__}, not a "
-                        f"{expected.__name__}")
-    return estimator
+    from . import _persistence
+
+    return _persistence.load_estimator(path, cls or BaseSersicRegressor)
 
 
 def _weights_digest(model):
