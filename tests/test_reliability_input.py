@@ -159,7 +159,7 @@ def test_end_to_end_prediction_in_other_units(survey):
              + [NDData(test[3] * 60, unit=E_MIN)]}
     for name, X in forms.items():
         catalog = reg.predict(X)
-        np.testing.assert_allclose(catalog["mag"].value, reference, rtol=0, atol=1e-4,
+        np.testing.assert_allclose(catalog["mag"].value, reference, rtol=0, atol=1e-5,
                                    err_msg=name)
         assert not catalog["flag"].any(), name
 
@@ -464,3 +464,25 @@ def test_wcs_without_celestial_axes_falls_back_to_the_keyword():
 def test_unit_mismatches_within_a_list(X, match):
     with pytest.raises(u.UnitsError, match=match):
         as_stamps(X)
+
+
+def test_ccddata_read_from_a_fits_file(tmp_path):
+    header = fits.Header({"BUNIT": "electron/min", "MAGZERO": ZEROPOINT + 2.5 * np.log10(60)})
+    # FITS stores big-endian numbers.
+    fits.writeto(tmp_path / "cutout.fits", _in(E_MIN).astype(">f4"), header)
+    cutout = CCDData.read(tmp_path / "cutout.fits")
+    assert cutout.data.dtype.byteorder == ">" and cutout.unit == E_MIN
+    stamps = as_stamps(cutout, zeropoint=0.0)  # the header's zeropoint is more specific
+    np.testing.assert_allclose(_magnitude(stamps, E_S), TRUE_MAG, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">i4", "float16", "uint16"])
+def test_other_pixel_dtypes(dtype):
+    X = np.full((1, 8, 8), 3, dtype=dtype)
+    assert as_stamps(X).read(0, 1, (8, 8)).data.sum() == 192
+
+
+def test_meta_zeropoint_of_none_is_unknown():
+    stamps = as_stamps([NDData(np.ones((8, 8)), meta={"zeropoint": None})])
+    assert np.isnan(stamps.zeropoint[0])
+
