@@ -7,8 +7,6 @@ so fits and simulated truth share their conventions exactly.
 """
 
 import enum
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 
 import astropy.units as u
 import numpy as np
@@ -17,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from .._input import as_stamps
 from ..catalog._targets import TARGETS, make_catalog, require_zeropoint
-from .._parallel import effective_n_jobs, init_worker, with_progress
+from .._parallel import effective_n_jobs, ordered_map, with_progress
 from . import _model
 from ._setup import (check_psf, initial_values, kernels_for, limits_for, native_shape,
                      read_cutouts)
@@ -26,8 +24,6 @@ __all__ = ["FitFlag", "fit_sersic"]
 
 #: Cutouts fitted per task sent to a worker process.
 _TASK_SIZE = 4
-#: Tasks read ahead of the workers (bounds the memory of huge on-disk sets).
-_TASKS_IN_FLIGHT_PER_JOB = 4
 
 
 class FitFlag(enum.IntFlag):
@@ -200,17 +196,7 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
 
 def _run(tasks, n_jobs):
     """Yield ``(start, rows)`` of the tasks, in order, in worker processes."""
-    if n_jobs <= 1:
-        yield from map(_fit_task, tasks)
-        return
-    with ProcessPoolExecutor(n_jobs, initializer=init_worker) as pool:
-        pending = deque()
-        for task in tasks:
-            pending.append(pool.submit(_fit_task, task))
-            if len(pending) >= _TASKS_IN_FLIGHT_PER_JOB * n_jobs:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    yield from ordered_map(_fit_task, tasks, n_jobs)
 
 
 def _fit_task(task):

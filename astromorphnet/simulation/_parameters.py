@@ -1,5 +1,8 @@
 """Galaxy parameter tables: ranges, distributions, validation."""
 
+import numbers
+from collections.abc import Mapping
+
 import astropy.units as u
 import numpy as np
 from astropy.table import QTable
@@ -60,9 +63,10 @@ def draw_parameters(n, ranges=None, *, random_state=None):
     Raises
     ------
     ValueError
-        If a range is empty, unknown, or outside what can be drawn
-        (``sersic_n`` outside 0.3–6.2, ``r_eff`` <= 0, ellipticity outside
-        [0, 0.95]).
+        If ``n`` is not an integer >= 0, or a range is not a pair of finite
+        numbers ``low <= high`` (with an optional ``"log"``), unknown, or
+        outside what can be drawn (``sersic_n`` outside 0.3–6.2, ``r_eff``
+        <= 0, ellipticity outside [0, 0.95]).
 
     Examples
     --------
@@ -71,15 +75,15 @@ def draw_parameters(n, ranges=None, *, random_state=None):
     >>> truth.colnames
     ['mag', 'r_eff', 'sersic_n', 'ellipticity', 'pa', 'dx', 'dy']
     """
+    n = _check_count("n", n, minimum=0)
+    if ranges is not None and not isinstance(ranges, Mapping):
+        raise ValueError(f"ranges must be a dict {{name: (low, high)}}; got {ranges!r}")
     ranges = {**THESIS_RANGES, **(ranges or {})}
     unknown = set(ranges) - set(THESIS_RANGES)
     if unknown:
         raise ValueError(f"unknown parameter range(s) {sorted(unknown)}; "
                          f"expected names among {list(THESIS_RANGES)}")
     ranges = {name: _parse_range(name, spec) for name, spec in ranges.items()}
-    for name, (low, high, _) in ranges.items():
-        if not low <= high:
-            raise ValueError(f"{name} range ({low}, {high}) is empty: low must be <= high")
     if not (_N_LIMITS[0] <= ranges["sersic_n"][0] and ranges["sersic_n"][1] <= 6.2):
         raise ValueError(f"sersic_n range {ranges['sersic_n'][:2]} is outside GalSim's "
                          "valid 0.3-6.2")
@@ -104,15 +108,44 @@ def draw_parameters(n, ranges=None, *, random_state=None):
     return truth
 
 
+def _check_count(name, value, minimum=1):
+    """``value`` as an int, checked to be an integer >= ``minimum`` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_number(name, value, minimum=-np.inf, *, strict=False):
+    """``value`` as a float, checked to be a finite number >= ``minimum`` (> if ``strict``)."""
+    if not (_is_number(value) and np.isfinite(value)
+            and (value > minimum if strict else value >= minimum)):
+        bound = "" if minimum == -np.inf else f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name} must be a finite number{bound}; got {value!r}")
+    return float(value)
+
+
 def _parse_range(name, spec):
+    """``(low, high, log)`` of a range given as ``(low, high)`` or ``(low, high, kind)``."""
+    form = (f"{name} range must be (low, high) or (low, high, 'log') with finite numbers "
+            f"low <= high")
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, (tuple, list, np.ndarray)):
+        raise ValueError(f"{form}; got {spec!r}")
     spec = tuple(spec)
-    if len(spec) == 2:
-        return (float(spec[0]), float(spec[1]), False)
-    if len(spec) == 3 and spec[2] in ("log", "uniform"):
-        if spec[2] == "log" and not spec[0] > 0:
-            raise ValueError(f"{name}: a log-uniform range needs low > 0; got {spec}")
-        return (float(spec[0]), float(spec[1]), spec[2] == "log")
-    raise ValueError(f"{name} range must be (low, high) or (low, high, 'log'); got {spec}")
+    kind = spec[2] if len(spec) == 3 else "uniform"
+    if len(spec) not in (2, 3) or not isinstance(kind, str) or kind not in ("log", "uniform"):
+        raise ValueError(f"{form}; got {spec!r}")
+    low, high = spec[:2]
+    if not (_is_number(low) and _is_number(high) and np.isfinite([low, high]).all()):
+        raise ValueError(f"{form}; got {spec!r}: not finite numbers")
+    if low > high:
+        raise ValueError(f"{form}; got {spec!r}: reversed (low > high)")
+    if kind == "log" and not low > 0:
+        raise ValueError(f"{name}: a log-uniform range needs low > 0; got {spec!r}")
+    return (float(low), float(high), kind == "log")
 
 
 def check_truth(truth):
@@ -133,7 +166,8 @@ def check_truth(truth):
     Raises
     ------
     ValueError
-        If a column is missing, empty, or outside what can be drawn.
+        If a column is missing, empty, not finite (NaN, inf), or outside
+        what can be drawn.
 
     Examples
     --------
@@ -151,6 +185,7 @@ def check_truth(truth):
     limits_text = {"r_eff": "> 0 (pixels)", "sersic_n": "GalSim's valid 0.3-6.2",
                    "ellipticity": _ELLIPTICITY_LIMITS}
     for j, name in enumerate(TARGETS):
+        _check_finite(name, values[:, j])
         low, high = checks.get(name, (-np.inf, np.inf))
         if values[:, j].min() < low or values[:, j].max() > high:
             raise ValueError(f"{name} values must lie in {limits_text[name]}; got "
@@ -162,4 +197,12 @@ def check_truth(truth):
     for name, unit in (("pa", u.deg), ("dx", u.pix), ("dy", u.pix)):
         if name in truth.colnames:
             out[name] = u.Quantity(truth[name], unit)
+            _check_finite(name, out[name].value)
     return out
+
+
+def _check_finite(name, values):
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(f"{name} values must be finite numbers; row(s) {bad[:5].tolist()} "
+                         f"hold {values[bad[:5]].tolist()}")

@@ -69,7 +69,8 @@ def simulate_real_like(n=None, *, truth=None, ranges=None, stamp_size=None, n_jo
     ((4, 32, 32), True)
     """
     images, truth = simulate_galaxies(
-        n, "CANDELS_F160W_REAL_LIKE", truth=truth, ranges={**REAL_LIKE_RANGES, **(ranges or {})},
+        n, "CANDELS_F160W_REAL_LIKE", truth=truth,
+        ranges=ranges if truth is not None else {**REAL_LIKE_RANGES, **(ranges or {})},
         realism=REAL_LIKE_REALISM, stamp_size=stamp_size, n_jobs=n_jobs,
         random_state=random_state, verbose=verbose)
     truth.meta["stand_in_for_real_data"] = True

@@ -5,15 +5,15 @@ index)``, so the images do not depend on ``n_jobs``, on chunking, or on
 where an interrupted run resumed.
 """
 
-from concurrent.futures import ProcessPoolExecutor
+import numbers
 
 import astropy.units as u
 import numpy as np
 from astropy.table import QTable
 from astropy.utils.console import ProgressBar
 
-from .._parallel import effective_n_jobs, init_worker, with_progress
-from ._parameters import check_truth, draw_parameters
+from .._parallel import effective_n_jobs, ordered_map, with_progress
+from ._parameters import _check_count, _check_number, _is_number, check_truth, draw_parameters
 from ._render import PSFKernel, render_sersic
 from ._survey import SurveyConfig, _as_galsim_psf
 
@@ -66,9 +66,9 @@ class Realism:
     Raises
     ------
     ValueError
-        If a fraction lies outside [0, 1), a count or amplitude is negative,
-        ``bulge_radius_ratio`` is not positive or ``bulge_axis_ratio`` is
-        outside (0, 1].
+        If a fraction lies outside [0, 1), a count or amplitude is negative
+        or not finite, ``n_knots`` is not an integer, ``bulge_radius_ratio``
+        is not positive or ``bulge_axis_ratio`` is outside (0, 1].
 
     Examples
     --------
@@ -82,21 +82,16 @@ class Realism:
                  bulge_axis_ratio=0.8):
         for name, value in (("knot_fraction", knot_fraction), ("bulge_fraction", bulge_fraction)):
             _fraction_range(name, value)
-        for name, value in (("n_knots", n_knots), ("neighbours", neighbours),
-                            ("sky_gradient", sky_gradient), ("cosmic_rays", cosmic_rays)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0; got {value}")
-        if not bulge_radius_ratio > 0:
-            raise ValueError(f"bulge_radius_ratio must be positive; got {bulge_radius_ratio}")
-        if not 0 < bulge_axis_ratio <= 1:
-            raise ValueError(f"bulge_axis_ratio must lie in (0, 1]; got {bulge_axis_ratio}")
+        if not (_is_number(bulge_axis_ratio) and 0 < bulge_axis_ratio <= 1):
+            raise ValueError(f"bulge_axis_ratio must lie in (0, 1]; got {bulge_axis_ratio!r}")
         self.knot_fraction = knot_fraction
-        self.n_knots = int(n_knots)
-        self.neighbours = float(neighbours)
-        self.sky_gradient = float(sky_gradient)
-        self.cosmic_rays = float(cosmic_rays)
+        self.n_knots = _check_count("n_knots", n_knots, minimum=0)
+        self.neighbours = _check_number("neighbours", neighbours, 0)
+        self.sky_gradient = _check_number("sky_gradient", sky_gradient, 0)
+        self.cosmic_rays = _check_number("cosmic_rays", cosmic_rays, 0)
         self.bulge_fraction = bulge_fraction
-        self.bulge_radius_ratio = float(bulge_radius_ratio)
+        self.bulge_radius_ratio = _check_number("bulge_radius_ratio", bulge_radius_ratio, 0,
+                                                strict=True)
         self.bulge_axis_ratio = float(bulge_axis_ratio)
 
     def knot_range(self):
@@ -156,13 +151,18 @@ def master_seed(random_state):
 
     Parameters
     ----------
-    random_state : int, `~numpy.random.RandomState` or None
-        An integer is used as is; a `~numpy.random.RandomState` draws the
-        seed; None draws it from fresh entropy.
+    random_state : int, `~numpy.random.RandomState`, `~numpy.random.Generator` or None
+        An integer >= 0 is used as is; a random generator draws the seed;
+        None draws it from fresh entropy.
 
     Returns
     -------
     seed : int
+
+    Raises
+    ------
+    ValueError
+        If ``random_state`` is none of these (e.g. 2.5, -1, True or "0").
 
     Examples
     --------
@@ -175,8 +175,14 @@ def master_seed(random_state):
     """
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    if (isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+            or random_state < 0):
+        raise ValueError("random_state must be an integer >= 0, a numpy RandomState or "
+                         f"Generator, or None; got {random_state!r}")
     return int(random_state)
 
 
@@ -220,7 +226,8 @@ def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None
         Overrides the survey's stamp size.
     n_jobs : int, optional
         Worker processes (``-1``: all cores, ``-2`` all but one, ...).
-        Results are identical for any value.
+        Results are identical for any value.  The workers (joblib's loky
+        processes, reused between calls) end with the calling process.
     random_state : int, `~numpy.random.RandomState` or None
         Seed of parameters and every galaxy's noise.
     verbose : bool, optional
@@ -240,8 +247,11 @@ def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None
     Raises
     ------
     ValueError
-        On out-of-range parameters, neither ``n`` nor ``truth``, or an
-        unknown survey preset.
+        On out-of-range or non-finite parameters, ``n`` not an integer >= 1,
+        neither or both of ``n`` and ``truth`` (or ``ranges`` with
+        ``truth``), an unknown survey preset, an invalid ``random_state`` or
+        ``n_jobs``, or a galaxy that draws non-finite pixels (e.g. so bright
+        that float32 overflows).
 
     Examples
     --------
@@ -252,6 +262,7 @@ def simulate_galaxies(n=None, survey="CANDELS_F160W", *, truth=None, ranges=None
     >>> truth.meta["zeropoint"]
     25.94
     """
+    n_jobs = effective_n_jobs(n_jobs)
     survey = _as_survey(survey, stamp_size)
     seed = master_seed(random_state)
     truth = _truth_table(n, truth, ranges, survey, realism, seed)
@@ -280,10 +291,18 @@ def _as_survey(survey, stamp_size):
 
 def _truth_table(n, truth, ranges, survey, realism, seed):
     """The galaxies to draw, ``truth`` checked or ``n`` drawn, with per-galaxy columns."""
+    if realism is not None and not isinstance(realism, Realism):
+        raise ValueError(f"realism must be a Realism or None; got {realism!r}")
     if truth is None:
-        if n is None or n < 1:
-            raise ValueError(f"n must be a positive number of galaxies; got {n}")
+        if n is None:
+            raise ValueError("pass n, a number of galaxies, or truth, a table of parameters")
+        n = _check_count("n (the number of galaxies)", n)
         truth = draw_parameters(n, ranges, random_state=np.random.RandomState(seed % 2**32))
+    elif n is not None:
+        raise ValueError(f"pass n or truth, not both (truth has {len(truth)} rows; n={n!r})")
+    elif ranges is not None:
+        raise ValueError("ranges apply to drawn parameters, not to a given truth table: "
+                         "pass one or the other")
     else:
         truth = check_truth(truth)
     truth = QTable(truth, copy=True)
@@ -319,7 +338,8 @@ def _add_realism_columns(truth, realism, seed):
 def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0):
     """Yield ``(start, images)`` blocks, in order, rendered in worker processes.
 
-    Row ``i`` of ``truth`` is galaxy ``index_offset + i`` for seeding.
+    Row ``i`` of ``truth`` is galaxy ``index_offset + i`` for seeding;
+    ``n_jobs`` is a number of processes (`effective_n_jobs`).
     """
     columns = {name: np.asarray(getattr(truth[name], "value", truth[name]), float)
                for name in truth.colnames}
@@ -337,22 +357,16 @@ def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0
     sigma = (np.sqrt(survey.noise.variance) if realism is not None and survey.noise is not None
              else 0.0)
     settings = (survey._replace(psf=None), realism, seed, len(psfs), sigma)
-    n_jobs = effective_n_jobs(n_jobs)
     bar = ProgressBar(len(tasks)) if verbose else None
-    if n_jobs <= 1 or len(tasks) == 1:
-        results = (_render_task(settings, task) for task in tasks)
-        yield from with_progress(results, bar, index_offset)
-        return
-    with ProcessPoolExecutor(n_jobs, initializer=init_worker) as pool:
-        results = pool.map(_render_task, [settings] * len(tasks), tasks)
-        yield from with_progress(results, bar, index_offset)
+    results = ordered_map(_render_task, [(settings, *task) for task in tasks],
+                          n_jobs if len(tasks) > 1 else 1)
+    yield from with_progress(results, bar, index_offset)
 
 
-def _render_task(settings, task):
+def _render_task(task):
     import galsim
 
-    survey, realism, seed, n_psfs, sigma = settings
-    start, columns, kernels = task
+    (survey, realism, seed, n_psfs, sigma), start, columns, kernels = task
     size = survey.stamp_size
     n = len(columns["mag"])
     block = np.empty((n, size, size), np.float32)
@@ -371,6 +385,13 @@ def _render_task(settings, task):
         if realism is not None:
             _add_artefacts(gs_image.array, row, realism, sigma, rng)
         block[j] = gs_image.array
+        if not np.isfinite(block[j]).all():
+            # e.g. float32 overflow of a very bright galaxy, or an infinite
+            # zeropoint or noise: never hand back an image that is not one.
+            values = ", ".join(f"{k}={v:g}" for k, v in row.items())
+            raise ValueError(f"galaxy {index} ({values}) drew non-finite pixels: check its "
+                             "magnitude against the survey's zeropoint, and the survey's "
+                             "noise and PSF")
     return start, block
 
 

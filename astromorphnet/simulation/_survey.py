@@ -9,6 +9,8 @@ import hashlib
 
 import numpy as np
 
+from ._parameters import _check_count, _check_number
+
 __all__ = ["CCDNoise", "CorrelatedNoise", "GaussianNoise", "SurveyConfig", "PRESETS"]
 
 
@@ -23,7 +25,7 @@ class GaussianNoise:
     Raises
     ------
     ValueError
-        If ``sigma`` is negative.
+        If ``sigma`` is negative or not a finite number.
 
     Examples
     --------
@@ -33,9 +35,7 @@ class GaussianNoise:
     """
 
     def __init__(self, sigma):
-        if not sigma >= 0:
-            raise ValueError(f"noise sigma must be >= 0; got {sigma}")
-        self.sigma = float(sigma)
+        self.sigma = _check_number("noise sigma", sigma, 0)
 
     @property
     def variance(self):
@@ -100,8 +100,8 @@ class CCDNoise:
     Raises
     ------
     ValueError
-        If ``sky_level`` or ``read_noise`` is negative, or ``exposure_time``
-        or ``gain`` not positive.
+        If ``sky_level`` or ``read_noise`` is negative, ``exposure_time``
+        or ``gain`` not positive, or one is not a finite number.
 
     Examples
     --------
@@ -112,13 +112,11 @@ class CCDNoise:
     """
 
     def __init__(self, sky_level, exposure_time, read_noise=0.0, gain=1.0):
-        if not (sky_level >= 0 and exposure_time > 0 and read_noise >= 0 and gain > 0):
-            raise ValueError("CCDNoise needs sky_level >= 0, exposure_time > 0, "
-                             "read_noise >= 0 and gain > 0")
-        self.sky_level = float(sky_level)
-        self.exposure_time = float(exposure_time)
-        self.read_noise = float(read_noise)
-        self.gain = float(gain)
+        self.sky_level = _check_number("CCDNoise sky_level", sky_level, 0)
+        self.exposure_time = _check_number("CCDNoise exposure_time", exposure_time, 0,
+                                           strict=True)
+        self.read_noise = _check_number("CCDNoise read_noise", read_noise, 0)
+        self.gain = _check_number("CCDNoise gain", gain, 0, strict=True)
 
     @property
     def variance(self):
@@ -184,7 +182,7 @@ class CorrelatedNoise:
     ------
     ValueError
         If ``source`` is neither ``"cosmos"`` nor a finite 2-D image, or
-        ``variance`` is not positive.
+        ``variance`` or ``pixel_scale`` is not a finite positive number.
 
     Examples
     --------
@@ -203,8 +201,10 @@ class CorrelatedNoise:
             source = np.asarray(source, dtype=float)
             if source.ndim != 2 or not np.isfinite(source).all():
                 raise ValueError("a blank-sky image must be a finite 2-D array")
-        if variance is not None and not variance > 0:
-            raise ValueError(f"variance must be positive; got {variance}")
+        if variance is not None:
+            variance = _check_number("variance", variance, 0, strict=True)
+        if pixel_scale is not None:
+            pixel_scale = _check_number("pixel_scale", pixel_scale, 0, strict=True)
         self.source = source
         self._variance = variance
         self.pixel_scale = pixel_scale
@@ -292,8 +292,10 @@ class SurveyConfig:
     Raises
     ------
     ValueError
-        If ``pixel_scale`` is not positive or ``stamp_size`` is not an
-        integer >= 8.
+        If ``pixel_scale`` is not a finite positive number, ``zeropoint``
+        not a finite number, ``stamp_size`` not an integer >= 8,
+        ``oversampling`` not an integer >= 1, or ``noise`` not a noise
+        model (or None).
 
     Examples
     --------
@@ -305,17 +307,16 @@ class SurveyConfig:
 
     def __init__(self, name, *, pixel_scale, zeropoint, psf, noise, stamp_size=64,
                  oversampling=3):
-        if not pixel_scale > 0:
-            raise ValueError(f"pixel_scale must be positive; got {pixel_scale}")
-        if not (int(stamp_size) == stamp_size and stamp_size >= 8):
-            raise ValueError(f"stamp_size must be an integer >= 8; got {stamp_size}")
+        if noise is not None and not (hasattr(noise, "add") and hasattr(noise, "variance")):
+            raise ValueError("noise must be a GaussianNoise, CCDNoise or CorrelatedNoise "
+                             f"(or None); got {noise!r}")
         self.name = name
-        self.pixel_scale = float(pixel_scale)
-        self.zeropoint = float(zeropoint)
+        self.pixel_scale = _check_number("pixel_scale", pixel_scale, 0, strict=True)
+        self.zeropoint = _check_number("zeropoint", zeropoint)
         self.psf = psf
         self.noise = noise
-        self.stamp_size = int(stamp_size)
-        self.oversampling = int(oversampling)
+        self.stamp_size = _check_count("stamp_size", stamp_size, minimum=8)
+        self.oversampling = _check_count("oversampling", oversampling)
 
     @classmethod
     def from_preset(cls, name, **changes):
@@ -373,7 +374,8 @@ class SurveyConfig:
         Raises
         ------
         ValueError
-            If a PSF image is not 2-D.
+            If there is no PSF, or a PSF image is not 2-D or has non-finite
+            values or a sum <= 0.
 
         Examples
         --------
@@ -421,6 +423,9 @@ def _as_galsim_psf(psf, pixel_scale):
         psf = psf.factory()
     if isinstance(psf, galsim.GSObject):
         return psf
+    if psf is None:
+        raise ValueError("the survey has no PSF: pass a GalSim profile, a PSF image or the "
+                         "path of a FITS file holding one")
     if isinstance(psf, str):
         from astropy.io import fits
 
@@ -428,6 +433,9 @@ def _as_galsim_psf(psf, pixel_scale):
     array = np.asarray(psf, dtype=float)
     if array.ndim != 2:
         raise ValueError(f"a PSF image must be 2-D; got shape {array.shape}")
+    if not (np.isfinite(array).all() and array.sum() > 0):
+        raise ValueError("a PSF image must hold finite values with a positive sum (it is "
+                         f"normalised to unit flux); got sum {array.sum():g}")
     return galsim.InterpolatedImage(galsim.Image(array / array.sum(), scale=pixel_scale))
 
 
