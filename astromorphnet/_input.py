@@ -36,15 +36,13 @@ __all__ = ["Batch", "Stamps", "as_stamps", "check_unit"]
 #: FITS header / meta keywords read as a cutout's AB zeropoint, in this order.
 ZEROPOINT_KEYS = ("zeropoint", "MAGZERO", "PHOTZP", "MAGZPT")
 
-#: Keys of a 3-D NDData's ``meta`` holding one value (or one for all) per cutout.
-STACK_META_KEYS = ("flag", "pixel_scale", "zeropoint")
-
 #: Unit conversions: maggies (SDSS, Legacy Survey) are fluxes relative to AB's zeropoint.
 _EQUIVALENCIES = u.zero_point_flux(photometric.AB)
 
 #: A meta zeropoint differing more than this (mag) from its flux unit's is reported.
 ZEROPOINT_TOLERANCE = 1e-3
 
+#: What each astropy ``uncertainty_type`` holds, for error messages.
 _UNCERTAINTY_NAMES = {"std": "standard deviation", "var": "variance",
                       "ivar": "inverse variance"}
 
@@ -64,10 +62,10 @@ class Stamps:
     ``(data, mask, std)`` triples, for cutouts of different shapes) holds the
     pixels; the per-cutout arrays have length ``n``.  ``zeropoint`` holds
     the zeropoints known from meta or unit (NaN: unknown), in ``unit``;
-    ``zeropoint_default`` (the ``zeropoint`` keyword) fills the unknown ones
-    and refers to pixels in ``unit`` once `convert_to` has settled it;
-    ``source_unit`` (one unit per cutout, or None when all share ``unit``)
-    tells whether it is settled.
+    ``zeropoint_default`` (the ``zeropoint`` keyword) fills the unknown ones;
+    ``source_unit`` holds each cutout's own unit while a list mixed units
+    (None once all were given in ``unit``, or after `convert_to`), the unit
+    ``zeropoint_default`` refers to until then.
     """
 
     def __init__(self, *, stack=None, stack_mask=None, stack_std=None, items=None,
@@ -596,7 +594,7 @@ def _per_row(value, n, what):
     return value
 
 
-def _flags(values, what):
+def _flag_values(values, what):
     """Per-cutout flags as int64; they must be non-negative integers."""
     values = np.asarray(values)
     if values.dtype.kind == "b" or values.dtype.kind not in "iuf":
@@ -636,7 +634,7 @@ def _from_stack_nddata(nd, scale_default, zp_default):
                          "one pixel")
     meta = nd.meta or {}
     unit = _pixel_unit(nd.unit)
-    flag = _flags(_per_row(meta.get("flag", 0), n, "meta['flag']"), "X.meta['flag']")
+    flag = _flag_values(_per_row(meta.get("flag", 0), n, "meta['flag']"), "X.meta['flag']")
     # As for a list of cutouts, meta overrides the WCS, which overrides the keyword.
     scale = _scales(_per_row(_pixel_scale_values(meta.get("pixel_scale", np.nan),
                                                  "meta['pixel_scale']"),
@@ -675,7 +673,7 @@ def _from_list(X, scale_default, zp_default):
             raise ValueError(f"X[{i}] has shape {data.shape}: a cutout needs at least one pixel")
         meta = nd.meta or {}
         # e.g. PADDED, set by cutouts.extract_cutouts for mosaic-edge sources
-        flag = _flags(meta.get("flag", 0), f"X[{i}].meta['flag']")
+        flag = _flag_values(meta.get("flag", 0), f"X[{i}].meta['flag']")
         if flag.ndim:
             raise ValueError(f"X[{i}].meta['flag'] must be one SersicFlag integer; got shape "
                              f"{flag.shape}")
