@@ -10,6 +10,7 @@ reads directly.
 
 import datetime
 import importlib.util
+import numbers
 import os
 import warnings
 from collections import namedtuple
@@ -110,8 +111,9 @@ def extract_cutouts(mosaic, positions=None, *, size=64, error=None, weight=None,
     size : int or tuple of int, optional
         Cutout shape ``(ny, nx)``; an int gives a square.
     error : array-like, `~astropy.units.Quantity` or path, optional
-        Per-pixel standard deviation, in the mosaic's unit.  Non-finite
-        values are masked.
+        Per-pixel standard deviation, in the mosaic's unit.  Zero (no
+        data, like a zero weight) and non-finite values are masked;
+        negative values raise.
     weight : array-like or path, optional
         Per-pixel inverse variance; the uncertainty is ``1 / sqrt(weight)``
         and pixels of zero (or negative, or non-finite) weight are masked.
@@ -180,12 +182,15 @@ def extract_cutouts(mosaic, positions=None, *, size=64, error=None, weight=None,
     ValueError
         If the mosaic is not 2-D, empty or has no valid pixel; ``size`` is
         not positive; ``error``/``weight``/``mask`` do not match the
-        mosaic's shape, or both ``error`` and ``weight`` are given;
+        mosaic's shape, ``error`` is negative, or both ``error`` and
+        ``weight`` are given; the background cannot be estimated (no
+        ``box_size`` box is 90 % valid: a mostly masked mosaic);
         ``positions`` are not ``(N, 2)``, not finite, lack the columns
         needed, or (a centre) lie outside the mosaic; sky positions are
         given without a celestial WCS; or a detection option is invalid.
     TypeError
-        If ``wcs`` is not an `~astropy.wcs.WCS`.
+        If ``wcs`` is not an `~astropy.wcs.WCS`, or ``subtract_background``
+        or ``deblend`` is not a bool.
     ImportError
         If ``deblend`` is True and scikit-image (which photutils' deblending
         needs) is not installed.
@@ -229,6 +234,7 @@ def extract_cutouts(mosaic, positions=None, *, size=64, error=None, weight=None,
     shape = _check_size(size)
     _check_detection(threshold=threshold, n_pixels=n_pixels, kernel_fwhm=kernel_fwhm,
                      n_levels=n_levels, contrast=contrast, dilate=dilate, deblend=deblend)
+    _check_bool("subtract_background", subtract_background)
     image = _unpack(mosaic, error=error, weight=weight, mask=mask, wcs=wcs)
     given = None if positions is None else _pixel_positions(positions, image.wcs,
                                                             image.data.shape)
@@ -279,7 +285,7 @@ def _version():
 
 def _check_size(size):
     shape = (size, size) if np.isscalar(size) else tuple(size)
-    if len(shape) != 2 or not all(np.isscalar(s) and int(s) == s and s > 0 for s in shape):
+    if len(shape) != 2 or not all(_is_count(s, 1) for s in shape):
         raise ValueError(f"size must be a positive int or (ny, nx) of positive ints; "
                          f"got {size!r}")
     return tuple(int(s) for s in shape)
@@ -287,25 +293,41 @@ def _check_size(size):
 
 def _check_detection(*, threshold, n_pixels, kernel_fwhm, n_levels, contrast, dilate,
                      deblend):
-    if not threshold > 0:
-        raise ValueError(f"threshold must be positive (in units of the background RMS); "
-                         f"got {threshold!r}")
-    if not (int(n_pixels) == n_pixels and n_pixels >= 1):
+    if not _is_real(threshold) or not 0 < threshold < np.inf:
+        raise ValueError(f"threshold must be positive and finite (in units of the "
+                         f"background RMS); got {threshold!r}")
+    if not _is_count(n_pixels, 1):
         raise ValueError(f"n_pixels must be a positive int; got {n_pixels!r}")
-    if kernel_fwhm is not None and not kernel_fwhm > 0:
+    if kernel_fwhm is not None and not (_is_real(kernel_fwhm) and 0 < kernel_fwhm < np.inf):
         raise ValueError(f"kernel_fwhm must be positive (pixels) or None; got {kernel_fwhm!r}")
-    if not (int(n_levels) == n_levels and n_levels >= 1):
+    if not _is_count(n_levels, 1):
         raise ValueError(f"n_levels must be a positive int; got {n_levels!r}")
-    if not 0 <= contrast <= 1:
+    if not (_is_real(contrast) and 0 <= contrast <= 1):
         raise ValueError(f"contrast must lie in [0, 1]; got {contrast!r}")
-    if not (int(dilate) == dilate and dilate >= 0):
+    if not _is_count(dilate, 0):
         raise ValueError(f"dilate must be a non-negative int (pixels); got {dilate!r}")
+    _check_bool("deblend", deblend)
     # photutils imports scikit-image only when a segment has several peaks: without
     # this check a survey run would fail on its first blend, not on its first call.
     if deblend and importlib.util.find_spec("skimage") is None:
         raise ImportError("deblending (deblend=True) needs scikit-image, an optional "
                           "dependency of photutils: pip install scikit-image, or pass "
                           "deblend=False")
+
+
+def _is_real(value):
+    """A real number, not a bool (True would pass for 1 where a count is meant)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_count(value, minimum):
+    return _is_real(value) and np.isfinite(value) and value == int(value) and value >= minimum
+
+
+def _check_bool(name, value):
+    # A string such as "no" is truthy: take only what says yes or no unambiguously.
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
 
 
 def _read_ccddata(path):
@@ -342,8 +364,9 @@ def _unpack(mosaic, *, error, weight, mask, wcs):
     else:
         data = mosaic
     data = np.asanyarray(data)
-    if data.dtype.kind not in "biuf":
-        raise ValueError(f"the mosaic must hold real numbers; got dtype {data.dtype}")
+    if data.dtype.kind not in "iuf":
+        hint = " (a mask? pass it as mask=...)" if data.dtype.kind == "b" else ""
+        raise ValueError(f"the mosaic must hold real numbers; got dtype {data.dtype}{hint}")
     if data.ndim != 2:
         raise ValueError(f"the mosaic must be a 2-D image; got an array of shape {data.shape}")
     if data.size == 0:
@@ -363,6 +386,13 @@ def _unpack(mosaic, *, error, weight, mask, wcs):
     std = None
     if error is not None:
         std = _map(error, "error", data.shape, unit)
+        with np.errstate(invalid="ignore"):
+            negative = std < 0
+        if negative.any():
+            raise ValueError(f"error must be a standard deviation >= 0; {negative.sum()} "
+                             f"pixel(s) are negative (min {np.nanmin(std):g})")
+        # Zero error, like zero weight, marks pixels without data.
+        std = np.where(std == 0, np.inf, std)
     elif weight is not None:
         weight = _map(weight, "weight", data.shape)
         good = np.isfinite(weight) & (weight > 0)
@@ -371,8 +401,8 @@ def _unpack(mosaic, *, error, weight, mask, wcs):
     if std is not None:
         bad |= ~np.isfinite(std)
     if bad.all():
-        raise ValueError("the mosaic has no finite, unmasked pixel (all NaN, masked or of "
-                         "zero weight)")
+        raise ValueError("the mosaic has no finite, unmasked pixel (all NaN, masked, of "
+                         "zero or negative weight, or of zero error)")
     return _Mosaic(data, std, bad, wcs, DEFAULT_UNIT if unit is None else unit, meta)
 
 
@@ -443,8 +473,19 @@ def _pixel_values(column):
 
 
 def _background(data, bad, box_size, filter_size):
-    box = np.minimum(np.broadcast_to(box_size, 2), data.shape)
-    return Background2D(data, tuple(int(b) for b in box), mask=bad, filter_size=filter_size)
+    box = tuple(int(b) for b in np.minimum(np.broadcast_to(box_size, 2), data.shape))
+    try:
+        return Background2D(data, box, mask=bad, filter_size=filter_size)
+    except ValueError as err:
+        # photutils advises its own exclude_percentile, which is not ours to pass.
+        if "exclude_percentile" not in str(err):
+            raise
+        raise ValueError(
+            f"cannot estimate the background: every {box[0]}x{box[1]}-pixel box "
+            f"(box_size={box_size!r}) has more than 10% of its pixels masked, NaN or of "
+            f"zero weight ({bad.mean():.0%} of the {data.shape[0]}x{data.shape[1]} mosaic "
+            "is); pass a smaller box_size that fits inside the valid area, or crop the "
+            "mosaic to it") from None
 
 
 def _subtract(data, background, bad):

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 from astropy.nddata import NDData
 from astropy.stats import sigma_clipped_stats
+from astropy.utils.exceptions import AstropyUserWarning
 from photutils.utils import NoDetectionsWarning
 
 from .._input import _mask_array, _std_array
@@ -30,10 +31,10 @@ def mask_neighbours(cutouts, *, threshold=1.5, n_pixels=10, kernel_fwhm=3.0, deb
 
     Parameters
     ----------
-    cutouts : array-like or list of `~astropy.nddata.NDData`
+    cutouts : array-like, `~astropy.nddata.NDData` or list of `~astropy.nddata.NDData`
         An array ``(n, ny, nx)`` (a `numpy.ma.MaskedArray` keeps its mask),
-        or a list of 2-D `~astropy.nddata.NDData`/`~astropy.nddata.CCDData`
-        or arrays.
+        a list of 2-D `~astropy.nddata.NDData`/`~astropy.nddata.CCDData`
+        or arrays, or one 2-D `~astropy.nddata.NDData`.
     threshold : float, optional
         Detection threshold per pixel of the smoothed cutout, in units of
         the background noise.
@@ -60,14 +61,26 @@ def mask_neighbours(cutouts, *, threshold=1.5, n_pixels=10, kernel_fwhm=3.0, deb
         The cutouts with their neighbours masked, in the form given: a
         masked array for an array (NaN/inf pixels masked too), otherwise a
         list of shallow copies of the NDData (data shared, masks new: the
-        old mask or the neighbours) or masked arrays.
+        old mask or the neighbours) or masked arrays; one NDData for one.
+        An empty stack or list gives an empty one.
 
     Raises
     ------
     ValueError
-        If the cutouts are not 2-D, or a detection setting is out of range.
+        If the cutouts are not 2-D real images, an uncertainty is
+        negative, or a detection setting is out of range.
+    TypeError
+        If ``deblend`` is not a bool.
     ImportError
         If ``deblend`` is True and scikit-image is not installed.
+
+    Warns
+    -----
+    astropy.utils.exceptions.AstropyUserWarning
+        Naming the indices of blank cutouts (no finite unmasked pixel, or
+        all of them equal): there is nothing to segment, so their masks
+        come back unchanged (NaN/inf pixels masked) and the other cutouts
+        are processed as usual.
 
     Examples
     --------
@@ -86,42 +99,83 @@ def mask_neighbours(cutouts, *, threshold=1.5, n_pixels=10, kernel_fwhm=3.0, deb
     settings = dict(threshold=threshold, n_pixels=n_pixels, kernel_fwhm=kernel_fwhm,
                     deblend=deblend, n_levels=n_levels, contrast=contrast,
                     footprint=_disk(dilate) if dilate else None)
-    if isinstance(cutouts, (list, tuple)):
-        return [_mask_nddata(c, settings) if isinstance(c, NDData)
-                else _mask_arrays(np.ma.asanyarray(c)[np.newaxis], settings)[0]
-                for c in cutouts]
-    return _mask_arrays(np.ma.asanyarray(cutouts), settings)
-
-
-def _mask_arrays(stack, settings):
-    if stack.ndim != 3:
-        raise ValueError(f"cutouts must be 2-D images, stacked (n, ny, nx); got an array of "
-                         f"shape {stack.shape}")
-    data = np.ma.getdata(stack)
-    bad = np.ma.getmaskarray(stack) | ~np.isfinite(data)
-    neighbours = np.array([_neighbours(image, mask, None, settings)
-                           for image, mask in zip(data, bad)]).reshape(bad.shape)
-    return np.ma.MaskedArray(data, mask=bad | neighbours)
-
-
-def _mask_nddata(nd, settings):
-    data = np.asarray(nd.data, float)
-    if data.ndim != 2:
-        raise ValueError(f"each NDData cutout must be 2-D; got shape {data.shape}")
-    bad = ~np.isfinite(data)
-    if nd.mask is not None:
-        bad |= _mask_array(nd.mask, data.shape, "the cutout's mask")
-    std = None if nd.uncertainty is None else _std_array(nd.uncertainty)
-    masked = copy.copy(nd)
-    masked.mask = bad | _neighbours(data, bad, std, settings)
+    blank = []
+    if isinstance(cutouts, NDData):
+        masked = _mask_nddata(cutouts, 0, settings, blank)
+    elif isinstance(cutouts, (list, tuple)):
+        masked = [_mask_nddata(c, i, settings, blank) if isinstance(c, NDData)
+                  else _mask_item(np.ma.asanyarray(c), i, settings, blank)
+                  for i, c in enumerate(cutouts)]
+    else:
+        masked = _mask_stack(np.ma.asanyarray(cutouts), settings, blank)
+    if blank:
+        warnings.warn(f"{len(blank)} cutout(s) are blank (no finite unmasked pixel, or all "
+                      f"equal), indices {blank[:10]}{' ...' if len(blank) > 10 else ''}: "
+                      "nothing to segment, their masks are returned unchanged",
+                      AstropyUserWarning, stacklevel=2)
     return masked
 
 
-def _neighbours(image, bad, std, settings):
-    """Mask of every source in ``image`` but the one under its central pixel."""
+def _mask_stack(stack, settings, blank, indices=None):
+    """The stack as a masked array, neighbours masked; ``indices`` name its cutouts."""
+    if stack.ndim != 3:
+        hint = ": for one image pass image[np.newaxis]" if stack.ndim == 2 else ""
+        raise ValueError(f"cutouts must be 2-D images, stacked (n, ny, nx); got an array of "
+                         f"shape {stack.shape}{hint}")
+    _check_real(stack, "cutouts" if indices is None else f"cutouts[{indices[0]}]")
+    data = np.ma.getdata(stack)
+    bad = np.ma.getmaskarray(stack) | ~np.isfinite(data)
+    for i, index in enumerate(range(len(stack)) if indices is None else indices):
+        bad[i] |= _neighbours(data[i], bad[i], None, settings, index, blank)
+    return np.ma.MaskedArray(data, mask=bad)
+
+
+def _mask_item(array, index, settings, blank):
+    """Item ``index`` of a list: a 2-D array, returned as a masked array."""
+    if array.ndim != 2:
+        raise ValueError(f"each cutout in a list must be 2-D; cutouts[{index}] has shape "
+                         f"{array.shape}")
+    return _mask_stack(array[np.newaxis], settings, blank, [index])[0]
+
+
+def _check_real(array, what):
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers; got dtype {array.dtype}")
+
+
+def _mask_nddata(nd, index, settings, blank):
+    _check_real(np.asanyarray(nd.data), f"cutouts[{index}]")
+    data = np.asarray(nd.data, float)
+    if data.ndim != 2:
+        raise ValueError(f"each NDData cutout must be 2-D; cutouts[{index}] has shape "
+                         f"{data.shape}")
+    bad = ~np.isfinite(data)
+    if nd.mask is not None:
+        bad |= _mask_array(nd.mask, data.shape, f"cutouts[{index}].mask")
+    std = None
+    if nd.uncertainty is not None:
+        try:
+            std = _std_array(nd.uncertainty)
+        except ValueError as err:  # e.g. negative: say which cutout
+            raise ValueError(f"cutouts[{index}]: {err}") from None
+    masked = copy.copy(nd)
+    masked.mask = bad | _neighbours(data, bad, std, settings, index, blank)
+    return masked
+
+
+def _neighbours(image, bad, std, settings, index, blank):
+    """Mask of every source in ``image`` but the one under its central pixel.
+
+    A blank cutout (nothing finite and unmasked, or all of it equal) has no
+    source: its index joins ``blank`` and nothing is masked.
+    """
+    good = image[~bad]
+    if good.size == 0 or np.ptp(good) == 0:
+        blank.append(index)
+        return np.zeros(image.shape, bool)
     clean = np.where(bad, 0.0, image)
     level, _, rms = sigma_clipped_stats(clean, mask=bad)
-    noise = rms if std is None else np.where(np.isfinite(std), std, rms)
+    noise = rms if std is None else np.where(np.isfinite(std) & (std > 0), std, rms)
     convolved = _smooth(np.where(bad, 0.0, clean - level), settings["kernel_fwhm"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)  # an isolated galaxy is fine
