@@ -25,12 +25,14 @@ iteration costs seven renders.
 import numpy as np
 from astropy.stats import sigma_clipped_stats
 from scipy.optimize import least_squares
+from scipy.stats import chi2, f, norm
 
 from ..simulation._render import render_sersic
 
-__all__ = ["AT_BOUND", "BAD_DATA", "FTOL", "MAX_NFEV", "MIN_BACKGROUND_PIXELS",
-           "MIN_PIXELS_PER_PARAMETER", "NOT_CONVERGED", "RESULT_COLUMNS", "XTOL", "Limits",
-           "fit_one"]
+__all__ = ["AT_BOUND", "BAD_CHI2", "BAD_DATA", "CHI2_SIGNIFICANCE", "EXTRAPOLATED", "FTOL",
+           "LOW_SN", "MAX_NFEV", "MIN_BACKGROUND_PIXELS", "MIN_FLUX_FRACTION",
+           "MIN_PIXELS_PER_PARAMETER", "MIN_SN", "NOT_CONVERGED", "RESULT_COLUMNS", "XTOL",
+           "Limits", "chi2_nu_limit", "fit_one"]
 
 #: Finite-difference steps of the rendered variables (log r_c, log n, c1, c2, dx, dy).
 #: The renderer works in float32: steps much smaller would difference round-off.
@@ -45,12 +47,30 @@ MIN_PIXELS_PER_PARAMETER = 3
 #: Background pixels needed to measure the noise away from the galaxy.
 MIN_BACKGROUND_PIXELS = 100
 
+#: A fitted model whose matched-filter S/N is below this is no detection (flag ``LOW_SN``):
+#: the usual 5σ detection limit, which the best of the many models a fit can lay on pure
+#: noise (free centre, size and shape) reaches by chance only rarely.
+MIN_SN = 5.0
+#: A reduced χ² more improbable than this many Gaussian sigmas (one-sided) under a
+#: correct model and noise flags the fit ``BAD_CHI2``; see `chi2_nu_limit`.
+CHI2_SIGNIFICANCE = 5.0
+#: A model with less than this fraction of its light on the cutout is flagged
+#: ``EXTRAPOLATED``: its half-light isophote lies beyond the data.
+MIN_FLUX_FRACTION = 0.5
+#: Asymptotic efficiency of the MAD standard deviation relative to the sample one
+#: for Gaussian noise: a MAD over N pixels is worth ~0.37 N degrees of freedom.
+_MAD_EFFICIENCY = 0.37
+#: Pixels are quantised when more than this fraction share one value: Gaussian noise
+#: of sigma in units of the quantum puts ~1 / (2.5 sigma) of them at the mode, so
+#: this means a noise under ~4 quanta (continuous data repeat no value).
+_QUANTISED_FRACTION = 0.1
+
 # Fit-flag bits (mirrors FitFlag, kept here to avoid an import cycle).
-NOT_CONVERGED, AT_BOUND, BAD_DATA = 1, 2, 4
+NOT_CONVERGED, AT_BOUND, BAD_DATA, LOW_SN, BAD_CHI2, EXTRAPOLATED = 1, 2, 4, 8, 16, 32
 
 #: Columns returned by `fit_one`, in order.
 RESULT_COLUMNS = ("mag", "r_eff", "sersic_n", "ellipticity", "pa", "x_offset", "y_offset",
-                  "sky", "chi2_nu", "fit_flag")
+                  "sky", "sn", "chi2_nu", "fit_flag")
 
 
 class Limits:
@@ -140,18 +160,23 @@ def fit_one(data, mask, std, kernel, psf_hlr, limits, fit_sky, zeropoint, initia
     n_params = 7 + bool(fit_sky)
     data = np.asarray(data, np.float64)
     good = ~np.asarray(mask, bool) & np.isfinite(data)
+    std = None if std is None else np.asarray(std, np.float64)
+    # In a set where some cutouts have an uncertainty, the others' is NaN: none.
+    if std is not None and not np.isfinite(std).any():
+        std = None
     if std is not None:
-        std = np.asarray(std, np.float64)
         with np.errstate(invalid="ignore"):
             good &= np.isfinite(std) & (std > 0)
     nan_row = [np.nan] * (len(RESULT_COLUMNS) - 1)
-    if good.sum() < MIN_PIXELS_PER_PARAMETER * n_params:
+    # Equal pixels (a blank or constant cutout) hold no profile to fit.
+    if good.sum() < MIN_PIXELS_PER_PARAMETER * n_params or np.ptp(data[good]) == 0:
         return nan_row + [BAD_DATA]
-    guess, sky0, radius = _moments(data, good, _clipped_sigma(data[good]), psf_hlr, limits,
-                                   fit_sky)
-    uniform = std is None or not np.isfinite(std[good]).any()
+    stdfunc = _stdfunc(data[good])
+    guess, sky0, radius = _moments(data, good, _clipped_sigma(data[good], stdfunc), psf_hlr,
+                                   limits, fit_sky)
+    uniform = std is None
     if uniform:  # no uncertainty: the value does not matter to the fit, only to chi2_nu
-        sigma = _nonzero(_clipped_sigma(data[good]), data[good])
+        sigma = _nonzero(_clipped_sigma(data[good], stdfunc), data[good])
         weight = np.full(data.shape, 1.0 / sigma)
     else:
         weight = 1.0 / np.where(good, std, 1.0)
@@ -171,17 +196,70 @@ def fit_one(data, mask, std, kernel, psf_hlr, limits, fit_sky, zeropoint, initia
         flag |= NOT_CONVERGED
     if clipped or np.any(result.active_mask[1:7] != 0):
         flag |= AT_BOUND
-    chi2_nu = 2.0 * result.cost / max(good.sum() - n_params, 1)
+    dof = max(good.sum() - n_params, 1)
+    chi2_nu = 2.0 * result.cost / dof
+    model = np.exp(x[0]) * problem.unit_model(x)
     if uniform:
-        chi2_nu *= (sigma / _noise(data, good, radius, result.fun * sigma)) ** 2
+        noise, n_noise = _noise(data, good, radius, result.fun * sigma, stdfunc)
+        chi2_nu *= (sigma / noise) ** 2
+        sn = np.sqrt(np.sum(model**2)) / noise
+    else:
+        n_noise = None
+        sn = np.sqrt(np.sum((model * problem.weight) ** 2))
+    if not sn >= MIN_SN:
+        flag |= LOW_SN
+    if chi2_nu > chi2_nu_limit(dof, n_noise):
+        flag |= BAD_CHI2
+    on_stamp = render_sersic(data.shape, 1.0, r_eff, n, q, pa, kernel, dx=dx, dy=dy).sum()
+    if on_stamp < MIN_FLUX_FRACTION:
+        flag |= EXTRAPOLATED
     mag = zeropoint - 2.5 * x[0] / np.log(10.0)
     sky = x[7] if fit_sky else np.nan
-    return [mag, r_eff, n, 1.0 - q, pa, dx, dy, sky, chi2_nu, flag]
+    return [mag, r_eff, n, 1.0 - q, pa, dx, dy, sky, sn, chi2_nu, flag]
 
 
-def _clipped_sigma(values):
-    """3σ-clipped MAD standard deviation (0 for noiseless pixels)."""
-    return sigma_clipped_stats(values, sigma=3.0, maxiters=5, stdfunc="mad_std")[2]
+def chi2_nu_limit(dof, n_noise=None):
+    """The largest reduced χ² consistent with a correct model and noise.
+
+    The one-sided `CHI2_SIGNIFICANCE` σ quantile of χ²_ν with ``dof``
+    degrees of freedom when the noise is known (an uncertainty map), or of
+    the F distribution when the noise is a MAD estimate over ``n_noise``
+    pixels (worth ``0.37 n_noise`` degrees of freedom), whose own scatter
+    widens the range.  Far above 1 for few pixels, near 1 for many.
+
+    Parameters
+    ----------
+    dof : int
+        Degrees of freedom of the fit (unmasked pixels less parameters).
+    n_noise : int or None, optional
+        Pixels of the noise estimate; None: the noise is known.
+
+    Returns
+    -------
+    limit : float
+        The limit on χ²_ν.
+    """
+    p = norm.sf(CHI2_SIGNIFICANCE)
+    if n_noise is None:
+        return chi2.isf(p, dof) / dof
+    return f.isf(p, dof, max(_MAD_EFFICIENCY * n_noise, 1.0))
+
+
+def _clipped_sigma(values, stdfunc="mad_std"):
+    """3σ-clipped standard deviation, by default the MAD's (0 for noiseless pixels)."""
+    return sigma_clipped_stats(values, sigma=3.0, maxiters=5, stdfunc=stdfunc)[2]
+
+
+def _stdfunc(values):
+    """The robust ``"mad_std"``, or ``"std"`` for quantised pixels.
+
+    When more than `_QUANTISED_FRACTION` of the pixels share one value
+    (counts of a faint sky: noise of a few quanta), the MAD takes only a few
+    values, and is about 0 on the data as on the residuals once half of
+    them are equal, however much the pixels vary.
+    """
+    counts = np.unique(values, return_counts=True)[1]
+    return "std" if counts.max() > _QUANTISED_FRACTION * values.size else "mad_std"
 
 
 def _nonzero(sigma, values):
@@ -192,20 +270,23 @@ def _nonzero(sigma, values):
     return 1e-6 * peak if peak > 0 else 1.0
 
 
-def _noise(data, good, radius, residuals):
+def _noise(data, good, radius, residuals, stdfunc):
     """Robust background noise of a cutout without uncertainty.
 
     Two estimates, each inflated by a different contamination: the clipped
     MAD of the unmasked pixels beyond 3 observed half-light radii (``radius``
     is the elliptical radius in those units; galaxy light in the wings) where
     at least `MIN_BACKGROUND_PIXELS` lie there, and the clipped MAD of the
-    fit's residuals (model mismatch).  The smaller is the better.
+    fit's residuals (model mismatch).  The smaller is the better.  Returns
+    it and the number of pixels it was measured on.  ``stdfunc``: see `_stdfunc`.
     """
-    sigma = _clipped_sigma(residuals)
+    sigma, n_pixels = _clipped_sigma(residuals, stdfunc), residuals.size
     background = good & (radius > 3.0)
     if background.sum() >= MIN_BACKGROUND_PIXELS:
-        sigma = min(sigma, _clipped_sigma(data[background]))
-    return _nonzero(sigma, data[good])
+        sigma_background = _clipped_sigma(data[background], stdfunc)
+        if sigma_background < sigma:
+            sigma, n_pixels = sigma_background, int(background.sum())
+    return _nonzero(sigma, data[good]), n_pixels
 
 
 def _moments(data, good, sigma, psf_hlr, limits, fit_sky):

@@ -17,10 +17,11 @@ from .._input import as_stamps
 from ..catalog._targets import TARGETS, make_catalog, require_zeropoint
 from .._parallel import effective_n_jobs, ordered_map, with_progress
 from . import _model
+from ._model import CHI2_SIGNIFICANCE, MIN_FLUX_FRACTION, MIN_SN
 from ._setup import (check_psf, initial_values, kernels_for, limits_for, native_shape,
                      read_cutouts)
 
-__all__ = ["FitFlag", "fit_sersic"]
+__all__ = ["CHI2_SIGNIFICANCE", "MIN_FLUX_FRACTION", "MIN_SN", "FitFlag", "fit_sersic"]
 
 #: Cutouts fitted per task sent to a worker process.
 _TASK_SIZE = 4
@@ -29,8 +30,10 @@ _TASK_SIZE = 4
 class FitFlag(enum.IntFlag):
     """Bit flags of the ``fit_flag`` column of `fit_sersic` catalogs.
 
-    A flag of 0 means the fit converged inside its bounds.  Flags combine
-    bitwise, e.g. ``fit_flag & FitFlag.AT_BOUND`` tests one condition.
+    A flag of 0 means the fit converged inside its bounds, detected the
+    galaxy, matched the data within their noise and kept most of the
+    model's light on the cutout.  Flags combine bitwise, e.g.
+    ``fit_flag & FitFlag.AT_BOUND`` tests one condition.
 
     Attributes
     ----------
@@ -41,8 +44,28 @@ class FitFlag(enum.IntFlag):
         ``ellipticity``, or the centre's offset): the value is a limit, not
         a measurement.
     BAD_DATA : int
-        Too few unmasked pixels to fit (e.g. an all-masked cutout): the
-        parameters are NaN.
+        Nothing to fit: too few unmasked pixels (e.g. an all-masked or
+        all-NaN cutout) or all of them equal (a blank or constant cutout).
+        The parameters are NaN.
+    LOW_SN : int
+        No detection: the fitted model's matched-filter signal-to-noise
+        ratio (the ``sn`` column: the square root of the sum of
+        (model / σ)² over the unmasked pixels, the significance of the flux
+        measured with the profile as weights) is below `MIN_SN` (5).  Pure noise, a sky
+        residual or a negative (sign-flipped) source: the parameters
+        describe noise.
+    BAD_CHI2 : int
+        The model does not describe the data: ``chi2_nu`` is above the
+        `CHI2_SIGNIFICANCE` (5) σ quantile of χ²_ν for a correct model and
+        noise, given the number of pixels (and, without an uncertainty,
+        the pixels of the noise estimate).  E.g. a sign-flipped or
+        two-component source, a wrong PSF, or an uncertainty map too small;
+        in a noiseless image (a simulation) the smallest model difference.
+    EXTRAPOLATED : int
+        Less than `MIN_FLUX_FRACTION` (half) of the fitted model's light
+        falls on the cutout: its half-light isophote lies beyond the data,
+        so ``r_eff`` and ``mag`` are extrapolations of the profile (e.g. a
+        flat, sky-dominated cutout, or a galaxy too large for its stamp).
 
     Examples
     --------
@@ -57,6 +80,9 @@ class FitFlag(enum.IntFlag):
     NOT_CONVERGED = _model.NOT_CONVERGED
     AT_BOUND = _model.AT_BOUND
     BAD_DATA = _model.BAD_DATA
+    LOW_SN = _model.LOW_SN
+    BAD_CHI2 = _model.BAD_CHI2
+    EXTRAPOLATED = _model.EXTRAPOLATED
 
 
 def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initial=None,
@@ -68,15 +94,17 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
     (`~astromorphnet.simulation.render_sersic`: sub-pixel integrated, PSF
     convolved), over the unmasked pixels only: user masks, NaN/inf pixels
     and pixels of non-finite or zero uncertainty are ignored.  Residuals are
-    weighted by 1/σ of the cutout's uncertainty; without one, uniformly, and
-    ``chi2_nu`` is measured against a robust noise estimate (the smaller of
-    the 3σ-clipped MADs of the pixels far from the galaxy and of the fit's
-    residuals).  The galaxy is assumed near the cutout centre, with
-    neighbours masked.  Starting values come from ``initial`` or from the
-    image moments (flux sum, second moments for the axis ratio and angle,
-    curve of growth for ``r_eff``; ``n = 2``).  A 64×64 cutout takes
-    some 0.3 s (about 60 renders of the model) on one core, several hundred
-    times a CNN's inference (``benchmarks/bench_fitting.py``).
+    weighted by 1/σ of the cutout's uncertainty; without one (or with one
+    finite nowhere), uniformly, and ``chi2_nu`` and ``sn`` are measured
+    against a robust noise estimate (the smaller of the 3σ-clipped MADs of
+    the pixels far from the galaxy and of the fit's residuals; standard
+    deviations for quantised pixels, e.g. counts).  The galaxy is assumed
+    near the cutout centre, with neighbours masked.  Starting values come
+    from ``initial`` or from the image moments (flux sum, second moments for
+    the axis ratio and angle, curve of growth for ``r_eff``; ``n = 2``).  A
+    64×64 cutout takes some 0.3 s (about 60 renders of the model) on one
+    core, several hundred times a CNN's inference
+    (``benchmarks/bench_fitting.py``).
 
     Conventions are the simulations': ``r_eff`` is the half-light radius
     along the semi-major axis (GALFIT's), ``ellipticity = 1 - b/a``, ``pa``
@@ -134,19 +162,30 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
         ``flag`` with the cutouts' `~astromorphnet.catalog.SersicFlag`
         bits), then ``pa`` [deg], ``x_offset`` and ``y_offset`` [pix]
         (centre offset from the cutout centre), ``sky`` (when fitted, in
-        the pixels' unit), ``chi2_nu`` (reduced χ²) and ``fit_flag``
-        (`FitFlag` bits).  Rows flagged ``BAD_DATA`` hold NaN.
+        the pixels' unit), ``sn`` (the model's matched-filter
+        signal-to-noise ratio), ``chi2_nu`` (reduced χ²) and ``fit_flag``
+        (`FitFlag` bits: keep ``fit_flag == 0`` for labels).  Rows flagged
+        ``BAD_DATA`` hold NaN.
 
     Raises
     ------
     TypeError
-        If ``psf`` is of an unsupported type.
+        If ``psf`` is of an unsupported type or a PSF image does not hold
+        real numbers, ``initial`` is neither a table nor numeric, ``bounds``
+        is not a dict, or ``fit_sky`` is not a bool.
     ValueError
         If ``X`` is empty or malformed, the PSF image is not a normalisable
-        2-D array, a GalSim PSF comes without the cutouts' pixel scale,
+        2-D array, a GalSim PSF comes without the cutouts' pixel scale or
+        its FWHM spans under a tenth of a pixel or more than the cutout
+        (a pixel scale in the wrong unit),
         ``mag`` cannot be computed for lack of a zeropoint, ``initial``
         or ``bounds`` are malformed, bounds are angles for cutouts without
         a pixel scale, or ``n_jobs`` is 0.
+
+    Warns
+    -----
+    astropy.utils.exceptions.AstropyUserWarning
+        If a PSF image's centroid lies more than a pixel from its centre.
 
     Examples
     --------
@@ -157,7 +196,7 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
     >>> images, truth = simulate_galaxies(1, survey, ranges=ranges, random_state=0)
     >>> catalog = fit_sersic(images, survey)
     >>> catalog.colnames[-6:]
-    ['flag', 'pa', 'x_offset', 'y_offset', 'chi2_nu', 'fit_flag']
+    ['pa', 'x_offset', 'y_offset', 'sn', 'chi2_nu', 'fit_flag']
     >>> bool(abs(catalog["mag"][0].value - truth["mag"][0].value) < 0.05)
     True
     """
@@ -172,6 +211,8 @@ def fit_sersic(X, psf, *, pixel_scale=None, zeropoint=None, fit_sky=False, initi
     kernels, keys = kernels_for(psf_object, is_image, stamps.pixel_scale, shapes)
     starts = initial_values(initial, stamps)
     limits = limits_for(bounds, shapes, stamps.pixel_scale)
+    if not isinstance(fit_sky, (bool, np.bool_)):  # "no" would be truthy
+        raise TypeError(f"fit_sky must be True or False; got {fit_sky!r}")
     fit_sky = bool(fit_sky)
     n_jobs = effective_n_jobs(n_jobs)
     # Small sets are split evenly between the workers.
@@ -226,6 +267,8 @@ def _catalog(rows, stamps, fit_sky, psf_description):
         catalog[name].info.format = fmt
     if fit_sky:
         catalog["sky"] = columns["sky"] if stamps.unit is None else columns["sky"] * stamps.unit
+    catalog["sn"] = columns["sn"]
+    catalog["sn"].info.format = ".1f"
     catalog["chi2_nu"] = columns["chi2_nu"]
     catalog["chi2_nu"].info.format = ".3f"
     catalog["fit_flag"] = columns["fit_flag"].astype(np.int32)

@@ -1,8 +1,12 @@
 """Input preparation of `fit_sersic`: PSF kernels, starting values, bounds, pixels."""
 
+import warnings
+from collections.abc import Mapping
+
 import astropy.units as u
 import numpy as np
 from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
 
 from ..catalog._targets import TARGETS, labels_to_array
 from ..simulation._render import PSFKernel
@@ -16,6 +20,13 @@ _BOUND_NAMES = ("r_eff", "sersic_n", "ellipticity", "x_offset", "y_offset")
 #: Bounds in pixels, which may also be given as angles.
 _PIXEL_BOUNDS = ("r_eff", "x_offset", "y_offset")
 _N_RANGE = (0.3, 6.2)  # GalSim's (and the simulations') valid Sérsic indices
+#: A GalSim PSF's FWHM must span this many pixels at least: a PSF ten times narrower
+#: than a pixel is a pixel scale in the wrong unit, not a survey (they sample their
+#: PSFs at 1-5 pixels per FWHM), and would draw a huge FFT.
+_MIN_PSF_FWHM_PIXELS = 0.1
+#: A PSF image whose centroid lies farther than this (pixels) from its centre
+#: shifts the fitted centres by as much.
+_PSF_CENTRE_TOLERANCE = 1.0
 
 
 def check_psf(psf):
@@ -35,12 +46,23 @@ def check_psf(psf):
     if not isinstance(psf, (np.ndarray, list, tuple)):
         raise TypeError(message)
     try:
-        array = np.asarray(psf, dtype=float)
-    except (TypeError, ValueError):
+        array = np.asarray(psf)
+    except ValueError:  # ragged
         raise TypeError(message) from None
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{message} of dtype {array.dtype}: a PSF image must hold real numbers")
+    array = array.astype(float)
     if array.ndim != 2 or not np.isfinite(array).all() or not array.sum() > 0:
         raise ValueError(f"a PSF image must be a finite 2-D array of positive sum; got "
                          f"shape {array.shape}")
+    yy, xx = np.indices(array.shape)
+    cy, cx = ((array * c).sum() / array.sum() for c in (yy, xx))
+    offset = np.hypot(cx - (array.shape[1] - 1) / 2.0, cy - (array.shape[0] - 1) / 2.0)
+    if offset > _PSF_CENTRE_TOLERANCE:
+        warnings.warn(f"the PSF image of shape {array.shape} is centred at pixel (x, y) = "
+                      f"({cx:.1f}, {cy:.1f}), {offset:.1f} pixels from the image centre: the "
+                      "fitted x_offset/y_offset shift by as much; recentre the PSF",
+                      AstropyUserWarning, stacklevel=3)
     # Sampled at the cutouts' pixel scale: work in pixels (scale 1).
     image = galsim.Image(array / array.sum(), scale=1.0)
     return galsim.InterpolatedImage(image), True, None, f"image of shape {array.shape}"
@@ -62,12 +84,24 @@ def kernels_for(psf_object, is_image, pixel_scales, shapes):
             raise ValueError("a GalSim PSF needs the cutouts' pixel scale: pass pixel_scale=... "
                              "or give the cutouts a celestial WCS")
         keys = [float(s) for s in pixel_scales]
+        _check_psf_sampling(psf_object, min(keys), max(max(shape) for shape in shapes))
     kernels = {}
     for key, shape in zip(keys, shapes):
         if key not in kernels:
             kernels[key] = (PSFKernel(psf_object, key), _half_light_radius(psf_object, key))
         kernels[key][0].wings(max(shape))  # drawn once here, not in every worker
     return kernels, keys
+
+
+def _check_psf_sampling(psf_object, pixel_scale, stamp_size):
+    """Refuse a GalSim PSF that a pixel scale in the wrong unit makes absurd."""
+    fwhm = psf_object.calculateFWHM()
+    pixels = fwhm / pixel_scale
+    if not _MIN_PSF_FWHM_PIXELS <= pixels <= stamp_size:
+        raise ValueError(
+            f"the PSF's FWHM ({fwhm:.3g} arcsec) spans {pixels:.3g} pixels of "
+            f"{pixel_scale:.3g} arcsec, outside {_MIN_PSF_FWHM_PIXELS}-{stamp_size} (the "
+            "cutout size): check pixel_scale (arcsec per pixel) and the PSF's size (arcsec)")
 
 
 def _half_light_radius(psf_object, pixel_scale, size=65):
@@ -101,7 +135,16 @@ def initial_values(initial, stamps):
                     quantity = u.Quantity(column, unit)
                     values[name] = quantity.to_value(unit).astype(float)
         else:
-            array = labels_to_array(initial, TARGETS, allow_nan=True)
+            try:
+                array = np.asarray(initial, dtype=float)
+            except (TypeError, ValueError):
+                raise TypeError(f"initial must be a Table of starting values or an array (n, "
+                                f"4) of {list(TARGETS)}; got {type(initial).__name__}"
+                                ) from None
+            if array.ndim != 2:
+                raise ValueError(f"initial must be an array (n, 4) of {list(TARGETS)}, one "
+                                 f"row per cutout; got shape {array.shape}")
+            array = labels_to_array(array, TARGETS, allow_nan=True)
             if len(array) != n:
                 raise ValueError(f"initial has {len(array)} rows but X has {n} cutouts; give "
                                  "one row of starting values per cutout")
@@ -118,6 +161,9 @@ def limits_for(bounds, shapes, pixel_scales):
     Bounds on ``r_eff`` and the centre's offsets may be angles, converted
     to pixels with each cutout's pixel scale (arcsec/pixel, NaN: unknown).
     """
+    if bounds is not None and not isinstance(bounds, Mapping):
+        raise TypeError(f"bounds must be a dict {{name: (low, high)}}; got "
+                        f"{type(bounds).__name__}")
     bounds = dict(bounds or {})
     unknown = set(bounds) - set(_BOUND_NAMES)
     if unknown:
