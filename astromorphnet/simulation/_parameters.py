@@ -6,7 +6,6 @@ from collections.abc import Mapping
 import astropy.units as u
 import numpy as np
 from astropy.table import QTable
-from sklearn.utils import check_random_state
 
 from ..catalog._targets import TARGET_UNITS, TARGETS, labels_to_array
 
@@ -92,6 +91,10 @@ def draw_parameters(n, ranges=None, *, random_state=None):
     if not (ranges["ellipticity"][0] >= 0 and ranges["ellipticity"][1] <= _MAX_ELLIPTICITY):
         raise ValueError(f"ellipticity range {ranges['ellipticity'][:2]} must lie in "
                          f"{_ELLIPTICITY_LIMITS}")
+    # Imported here: scikit-learn (and the scipy.stats it loads) would double
+    # the start-up of the worker processes, which only render.
+    from sklearn.utils import check_random_state
+
     rng = check_random_state(random_state)
     truth = QTable()
     for name, unit in (("mag", u.ABmag), ("r_eff", u.pix), ("sersic_n", None),
