@@ -781,18 +781,15 @@ def _std_array(uncertainty, shape=None, what="the uncertainty"):
 
 def _uncertainty_factor(uncertainty, std_unit, what):
     """The factor converting standard deviations in ``std_unit`` to the data's unit."""
-    try:
-        data_unit = _pixel_unit(uncertainty.parent_nddata.unit)
-    except MissingDataAssociationException:  # an uncertainty not attached to data
-        data_unit = None
-    std_unit = _pixel_unit(std_unit)
     if std_unit is None:
         return 1.0  # no unit of its own: the data's
-    if data_unit is None:
-        raise u.UnitsError(f"{what} has unit {std_unit!r} but the data have none: give the "
-                           "data a unit too, or drop the uncertainty's")
     try:
-        return float(std_unit.to(data_unit, equivalencies=_EQUIVALENCIES))
+        data_unit = uncertainty.parent_nddata.unit
+    except MissingDataAssociationException:  # not attached to data: nothing to convert to
+        return 1.0
+    data_unit = u.dimensionless_unscaled if data_unit is None else u.Unit(data_unit)
+    try:
+        return float(u.Unit(std_unit).to(data_unit, equivalencies=_EQUIVALENCIES))
     except u.UnitConversionError:
         raise u.UnitsError(f"{what}'s unit {std_unit!r} cannot be converted to the data's "
                            f"unit {data_unit!r}") from None

@@ -183,6 +183,12 @@ def test_uncertainty_is_converted_to_the_data_unit(make, std, form):
     np.testing.assert_allclose(stamps.noise(0, 1, SHAPE), std)
 
 
+def test_uncertainty_in_percent_of_dimensionless_data():
+    X = [NDData(np.ones(SHAPE), unit=u.dimensionless_unscaled,
+                uncertainty=StdDevUncertainty(np.full(SHAPE, 5.0), unit=u.percent))]
+    np.testing.assert_allclose(as_stamps(X).read(0, 1, SHAPE).std, 0.05)
+
+
 # -- item 3: a 3-D CCDData or NDData keeps everything; a 2-D one is one cutout --
 def _ccd_stack():
     mask = np.zeros((2,) + SHAPE, bool)
