@@ -79,7 +79,8 @@ def test_labels_as_table_array_and_converted_units(survey):
     expected = _array(by_table.predict(images[TEST]))
     for reg in (by_array, by_plain_table, by_arcsec):
         np.testing.assert_allclose(_array(reg.predict(images[TEST])), expected, rtol=1e-4)
-    with pytest.raises(ValueError, match="r_eff labels are angles but some cutouts"):
+    with pytest.raises(ValueError, match=r"r_eff labels are angles \(arcsec\) but the "
+                                         r"pixel scale of some rows is unknown"):
         make_regressor(max_epochs=1).fit(images[:32], in_arcsec)
     wrong = truth[:32].copy()
     wrong["ellipticity"] = wrong["ellipticity"] * u.m

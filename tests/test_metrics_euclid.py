@@ -151,7 +151,7 @@ def test_errors(rng):
     negative[0, 2] = -1.0
     with pytest.raises(ValueError, match=r"model 'cnn': predicted sersic_n must be > 0"):
         morphology_metrics(truth, {"cnn": negative})
-    with pytest.raises(ValueError, match="true sersic_n must be > 0"):
+    with pytest.raises(ValueError, match=r"y_true: sersic_n labels must lie in \[0.1, 10\]"):
         morphology_metrics(negative, truth)
     with pytest.raises(ValueError, match=r"outlier_threshold has unknown parameter\(s\) "
                                          r"\['size'\]"):

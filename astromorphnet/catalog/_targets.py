@@ -6,8 +6,8 @@ import astropy.units as u
 import numpy as np
 from astropy.table import QTable, Table
 
-__all__ = ["TARGETS", "TARGET_UNITS", "check_targets", "labels_to_array", "make_catalog",
-           "require_zeropoint"]
+__all__ = ["TARGETS", "TARGET_UNITS", "PHYSICAL_RANGES", "SersicCatalog", "check_targets",
+           "labels_to_array", "make_catalog", "require_zeropoint"]
 
 #: The four single-Sérsic parameters, in the column order of array labels.
 TARGETS = ("mag", "r_eff", "sersic_n", "ellipticity")
@@ -19,6 +19,72 @@ TARGET_UNITS = {
     "sersic_n": u.dimensionless_unscaled,
     "ellipticity": u.dimensionless_unscaled,
 }
+
+#: Accepted label values of each target, ``(low, high, closed_high)``, in the
+#: units of `TARGET_UNITS`: a single-Sérsic fit outside these is not a
+#: galaxy measurement (Sérsic indices beyond 10 are fit failures; an
+#: ellipticity 1 - b/a of 1 is a line).
+PHYSICAL_RANGES = {
+    "mag": (-np.inf, np.inf, False),
+    "r_eff": (0.0, np.inf, False),
+    "sersic_n": (0.1, 10.0, True),
+    "ellipticity": (0.0, 1.0, False),
+}
+
+
+class SersicCatalog(QTable):
+    """A `~astropy.table.QTable` of Sérsic parameters that scikit-learn can consume.
+
+    Every catalog and truth table this package returns is one.  It behaves
+    as a `~astropy.table.QTable` in every way but two, both so that
+    scikit-learn's model selection accepts it as labels ``y`` and as the
+    output of ``predict``: ``np.asarray(catalog)`` is the float array of its
+    Sérsic parameter columns (those of `TARGETS` it holds, in column order,
+    in the units of `TARGET_UNITS`), and it indexes like an array
+    (``shape``; no pandas-style ``iloc``, which scikit-learn would take for
+    a pandas frame).
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> import numpy as np
+    >>> from astromorphnet.catalog import SersicCatalog
+    >>> catalog = SersicCatalog({"mag": [20.0, 21.0] * u.ABmag, "r_eff": [3.0, 5.0] * u.pix,
+    ...                          "flag": [0, 4]})
+    >>> np.asarray(catalog)
+    array([[20.,  3.],
+           [21.,  5.]])
+    >>> catalog.shape
+    (2, 2)
+    """
+
+    @property
+    def iloc(self):
+        # scikit-learn takes anything with ``iloc`` for a pandas object.
+        raise AttributeError("SersicCatalog has no pandas-style 'iloc': index it directly")
+
+    @property
+    def shape(self):
+        """``(rows, Sérsic parameter columns)``, the shape of ``np.asarray(catalog)``."""
+        return (len(self), len(self._target_columns()))
+
+    def _target_columns(self):
+        return [name for name in self.colnames if name in TARGETS]
+
+    def __getitem__(self, item):
+        # scikit-learn indexes rows of array-likes as ``array[rows, ...]``.
+        if isinstance(item, tuple) and len(item) == 2 and item[1] is Ellipsis:
+            item = item[0]
+        return super().__getitem__(item)
+
+    def __array__(self, dtype=None, copy=None):
+        columns = [np.asarray(getattr(self[name], "value", self[name]), dtype=np.float64)
+                   for name in self._target_columns()]
+        if not columns:
+            raise TypeError(f"this table has no Sérsic parameter column ({TARGETS}) to "
+                            f"convert to an array; its columns are {self.colnames}")
+        array = np.column_stack(columns)
+        return array if dtype is None else array.astype(dtype, copy=False)
 
 
 def check_targets(targets):
@@ -54,7 +120,8 @@ def check_targets(targets):
     return targets
 
 
-def labels_to_array(y, targets=TARGETS, *, pixel_scale=None, allow_nan=False):
+def labels_to_array(y, targets=TARGETS, *, pixel_scale=None, allow_nan=False,
+                    check_range=True):
     """Convert training labels to a float array in catalog units.
 
     Parameters
@@ -70,6 +137,9 @@ def labels_to_array(y, targets=TARGETS, *, pixel_scale=None, allow_nan=False):
         Per-row pixel scale in arcsec/pixel (NaN where unknown).
     allow_nan : bool, optional
         Whether NaN marks an unlabelled row (domain adaptation) or is an error.
+    check_range : bool, optional
+        Whether values outside `PHYSICAL_RANGES` are an error (labels), or
+        accepted (predictions, which may extrapolate).
 
     Returns
     -------
@@ -80,15 +150,17 @@ def labels_to_array(y, targets=TARGETS, *, pixel_scale=None, allow_nan=False):
     ------
     ValueError
         On unknown targets, missing columns, a wrong shape, NaN labels
-        (unless allowed) or an ``r_eff`` in arcsec without pixel scale.
+        (unless allowed), values outside `PHYSICAL_RANGES` (when checked) or
+        an ``r_eff`` in arcsec without pixel scale.
     astropy.units.UnitsError
         If a column's unit cannot be converted to the target's unit.
 
     Notes
     -----
-    scikit-learn's cross-validation cannot split an astropy table (it takes
-    ``Table.iloc`` for a pandas frame): give `~sklearn.model_selection.GridSearchCV`
-    ``labels_to_array(truth)`` instead of the table.
+    scikit-learn's cross-validation splits the tables this package returns
+    (`SersicCatalog`), but not a plain astropy table (it takes ``Table.iloc``
+    for a pandas frame): give `~sklearn.model_selection.GridSearchCV`
+    ``SersicCatalog(table)`` or ``labels_to_array(table)`` instead.
 
     Examples
     --------
@@ -117,13 +189,33 @@ def labels_to_array(y, targets=TARGETS, *, pixel_scale=None, allow_nan=False):
     if len(labels) == 0:
         raise ValueError("y is empty: pass one label row per cutout")
     if np.isinf(labels).any():
-        raise ValueError("y contains infinite values")
+        rows = np.flatnonzero(np.isinf(labels).any(axis=1))
+        raise ValueError(f"y contains infinite values in {len(rows)} row(s) (first: "
+                         f"{rows[:5].tolist()})")
     if not allow_nan and np.isnan(labels).any():
         rows = np.flatnonzero(np.isnan(labels).any(axis=1))
-        raise ValueError(
-            f"y contains NaN in {len(rows)} row(s) (first: {rows[:5].tolist()}); drop "
-            "unlabelled galaxies, or train with AdversarialDARegressor(supervised=False)")
+        raise ValueError(f"y contains NaN in {len(rows)} row(s) (first: {rows[:5].tolist()}); "
+                         "every row needs finite labels: drop those rows")
+    if check_range:
+        for j, name in enumerate(targets):
+            _check_range(labels[:, j], name)
     return labels
+
+
+def _check_range(values, name):
+    low, high, closed_high = PHYSICAL_RANGES[name]
+    with np.errstate(invalid="ignore"):
+        bad = (values < low) | ((values > high) if closed_high else (values >= high))
+        if name == "r_eff":
+            bad |= values == 0
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        upper = "]" if closed_high else ")"
+        lower = "(" if name == "r_eff" else "["
+        raise ValueError(
+            f"{name} labels must lie in {lower}{low:g}, {high:g}{upper} "
+            f"({TARGET_UNITS[name].to_string() or 'dimensionless'}); {len(rows)} row(s) do "
+            f"not (first: {rows[:5].tolist()}, values {values[rows[:5]].tolist()})")
 
 
 def _column_values(column, name, pixel_scale):
@@ -135,8 +227,10 @@ def _column_values(column, name, pixel_scale):
     if name == "r_eff" and quantity.unit.physical_type == "angle":
         if pixel_scale is None or np.isnan(pixel_scale).any():
             raise ValueError(
-                "r_eff labels are angles but some cutouts have no pixel scale: "
-                "give cutouts a celestial WCS or pass pixel_scale=...")
+                f"r_eff labels are angles ({quantity.unit}) but the pixel scale of some "
+                "rows is unknown: convert r_eff to pixels first, or, when fitting or "
+                "scoring an estimator, give the cutouts a celestial WCS or set the "
+                "estimator's pixel_scale")
         return quantity.to_value(u.arcsec) / np.asarray(pixel_scale)
     try:
         return quantity.to_value(unit)
@@ -164,7 +258,7 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
 
     Returns
     -------
-    catalog : `~astropy.table.QTable`
+    catalog : `SersicCatalog`
         One column per target in its unit of `TARGET_UNITS`, then
         ``r_eff_arcsec`` [arcsec] (when ``r_eff`` is a target and a pixel
         scale is known), and ``flag``; ``meta`` holds the package version,
@@ -183,7 +277,7 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
     """
     from .. import __version__
 
-    catalog = QTable()
+    catalog = SersicCatalog()
     for j, name in enumerate(targets):
         catalog[name] = values[:, j] * TARGET_UNITS[name]
         catalog[name].info.format = ".3f"

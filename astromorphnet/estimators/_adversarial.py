@@ -1,10 +1,13 @@
 """Adversarial domain adaptation (DANN): supervised and semi-supervised."""
 
+from numbers import Integral, Real
+
 import numpy as np
 from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval
 
 from ..catalog._targets import TARGETS
-from ._base import BaseSersicRegressor
+from ._base import NETWORK_CONSTRAINTS, BaseSersicRegressor, fit_atomically
 from ._domains import DomainScoreMixin, check_sample_domain
 
 __all__ = ["AdversarialDARegressor"]
@@ -78,6 +81,10 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     n_epochs_, target_scaler_, normalizer_, input_shape_, unit_, targets_, label_range_
         As for `SersicCNNRegressor` (the target scaler is fitted on the rows
         that feed the regression loss only).
+    saved_versions_ : dict or None
+        Package versions of the session that saved this estimator (set by
+        `load` or unpickling; None for files written before they were
+        recorded); a refit drops it.
 
     See Also
     --------
@@ -113,6 +120,15 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     (16,)
     """
 
+    _parameter_constraints = {
+        **BaseSersicRegressor._parameter_constraints, **NETWORK_CONSTRAINTS,
+        "supervised": ["boolean"],
+        "alpha": [Interval(Real, 0, 1, closed="right")],
+        "reversal_strength": [Interval(Real, 0, None, closed="left")],
+        "reversal_warmup": [Interval(Integral, 0, None, closed="left")],
+        "domain_units": [list, tuple],
+    }
+
     def __init__(self, supervised=True, architecture="thesis", *, targets=TARGETS, alpha=0.9,
                  reversal_strength=1.0, reversal_warmup=0, domain_units=(128, 64),
                  learning_rate=1e-4, batch_size=16, max_epochs=300, patience=20,
@@ -140,6 +156,7 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         self.random_state = random_state
         self.verbose = verbose
 
+    @fit_atomically
     def fit(self, X, y=None, sample_domain=None, sample_weight=None):
         """Train on source and target cutouts together.
 
@@ -166,9 +183,9 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         ValueError
             If a domain is missing or too small for a validation split stratified
             on domain, source rows are unlabelled, a parameter is out of range,
-            or the inputs are malformed.
+            or the inputs are malformed.  A failed (or interrupted) fit leaves
+            the estimator as it was.
         """
-        self._check_parameters()
         stamps, labels, sw = self._validate_fit_inputs(X, y, sample_weight, allow_nan=True)
         target = check_sample_domain(sample_domain, labels)
         if not self.supervised:
@@ -185,14 +202,6 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         self.model_ = self._build_model(z.shape[1])
         self._train(x, outputs, weights, target, seed)
         return self
-
-    def _check_parameters(self):
-        if not 0 < self.alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1] (the regression loss's weight); "
-                             f"got {self.alpha!r}")
-        if self.reversal_strength < 0 or self.reversal_warmup < 0:
-            raise ValueError("reversal_strength and reversal_warmup must be >= 0; got "
-                             f"{self.reversal_strength!r} and {self.reversal_warmup!r}")
 
     def _build_model(self, n_outputs):
         import keras

@@ -4,27 +4,31 @@ Keras is imported inside methods only, so that ``import astromorphnet`` and
 building/cloning estimators stay cheap.
 """
 
+import contextlib
+import functools
 import hashlib
-import os
-import pickle
-import tempfile
+import random
 import time
+from numbers import Integral, Real
 
+import astropy.units as u
 import numpy as np
 from astropy.table import Table
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._input import as_stamps
+from .._progress import keras_verbose
 from ..catalog._flags import SersicFlag
 from ..catalog._targets import (TARGETS, check_targets, labels_to_array, make_catalog,
                                 require_zeropoint)
 from ..preprocessing import ImageNormalizer
 
-__all__ = ["BaseSersicRegressor", "load"]
+__all__ = ["BaseSersicRegressor", "fit_atomically", "load"]
 
 #: Cutouts read and preprocessed at a time by ``predict`` (bounds its memory).
 PREDICT_CHUNK = 4096
@@ -36,6 +40,85 @@ PREDICT_BATCH = 256
 #: extra memory of a fit to ~1.5 GiB.
 IN_MEMORY_LIMIT = 2**29
 _OUTPUTS = ("catalog", "array")
+
+#: Constraints of the parameters that define a network of its own
+#: (`SersicCNNRegressor`, `AdversarialDARegressor`; a fine-tuned network
+#: inherits them from its pretrained estimator).
+NETWORK_CONSTRAINTS = {
+    "architecture": [str, callable],
+    "targets": [str, list, tuple],
+    "patience": [Interval(Integral, 0, None, closed="left")],
+    "loss": [str, callable],
+    "normalization": [StrOptions({"asinh", "linear"}), ImageNormalizer, None],
+    "log_targets": [str, list, tuple],
+    "image_size": [Interval(Integral, 1, None, closed="left"), list, tuple, None],
+}
+
+
+def fit_atomically(fit):
+    """Decorate an estimator's ``fit``: validate parameters, then train aside.
+
+    The decorated ``fit`` runs on a copy of the estimator without its fitted
+    state; only when it returns is that new state attached, in one step.  A
+    fit that fails or is interrupted (an error, ``KeyboardInterrupt``)
+    leaves a fitted estimator exactly as it was: its network, scalers and
+    ``model_id_`` always belong together.  The global Python and NumPy
+    random generators, which Keras seeds, are restored afterwards.
+
+    Parameters
+    ----------
+    fit : callable
+        The estimator's ``fit(self, X, ...)``, setting fitted attributes
+        (names ending in ``_``) on ``self``.
+
+    Returns
+    -------
+    fit : callable
+        The wrapped ``fit``, same signature (metadata routing sees it), which
+        validates ``_parameter_constraints`` first and returns the estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astromorphnet import SersicCNNRegressor
+    >>> reg = SersicCNNRegressor("light", targets=("ellipticity",), loss="no_such_loss")
+    >>> try:
+    ...     reg.fit(np.random.default_rng(0).normal(size=(8, 16, 16)), np.full(8, 0.3))
+    ... except ValueError:
+    ...     pass
+    >>> hasattr(reg, "model_")   # nothing half-fitted is left behind
+    False
+    """
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        self._validate_params()
+        work = object.__new__(type(self))
+        work.__dict__.update({key: value for key, value in self.__dict__.items()
+                              if not _is_fitted_attribute(key)})
+        with _global_random_state_kept():
+            fit(work, *args, **kwargs)
+        unfitted = {key: value for key, value in self.__dict__.items()
+                    if not _is_fitted_attribute(key)}
+        self.__dict__ = {**unfitted, **{key: value for key, value in work.__dict__.items()
+                                         if _is_fitted_attribute(key)}}
+        return self
+    return wrapper
+
+
+def _is_fitted_attribute(name):
+    # scikit-learn's convention: learned state ends in "_" (private ones too).
+    return name.endswith("_") and not name.endswith("__")
+
+
+@contextlib.contextmanager
+def _global_random_state_kept():
+    """Restore Python's and NumPy's global generators (which Keras reseeds)."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 class BaseSersicRegressor(RegressorMixin, BaseEstimator):
@@ -56,28 +139,51 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
     True
     """
 
+    #: Constraints of the parameters every estimator has; subclasses merge
+    #: theirs in (scikit-learn's ``_parameter_constraints``).
+    _parameter_constraints = {
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "zeropoint": [Interval(Real, None, None, closed="neither"), None],
+        "pixel_scale": [Interval(Real, 0, None, closed="neither"), u.Quantity, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     # -- fitting ---------------------------------------------------------
     def _validate_fit_inputs(self, X, y, sample_weight=None, allow_nan=False):
-        """Check parameters and data; return ``(stamps, labels, sample_weight)``."""
+        """Check the data; return ``(stamps, labels, sample_weight)``."""
         self.targets_ = check_targets(self.targets)
-        unknown = set(self.log_targets) - set(TARGETS)
+        log_targets = ((self.log_targets,) if isinstance(self.log_targets, str)
+                       else tuple(self.log_targets))
+        unknown = set(log_targets) - set(TARGETS)
         if unknown:
             raise ValueError(f"log_targets {sorted(unknown)} are not Sérsic parameters; "
                              f"choose among {TARGETS}")
-        self.log_targets_ = tuple(t for t in self.targets_ if t in self.log_targets)
+        self.log_targets_ = tuple(t for t in self.targets_ if t in log_targets)
         if y is None:
             y = getattr(X, "truth", None)  # a simulated set carries its labels
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
                              "target y is None")
         stamps = as_stamps(X, pixel_scale=self.pixel_scale, zeropoint=self.zeropoint)
-        labels = labels_to_array(y, self.targets_,
-                                 pixel_scale=stamps.pixel_scale, allow_nan=allow_nan)
+        labels = labels_to_array(y, self.targets_, pixel_scale=stamps.pixel_scale,
+                                 allow_nan=True)
+        if not allow_nan and np.isnan(labels).any():
+            rows = np.flatnonzero(np.isnan(labels).any(axis=1))
+            raise ValueError(
+                f"y contains NaN in {len(rows)} row(s) (first: {rows[:5].tolist()}): "
+                f"{type(self).__name__} trains on labelled galaxies only; drop those "
+                "rows, or adapt to unlabelled ones with AdversarialDARegressor("
+                "supervised=False)")
         if len(labels) != len(stamps):
             raise ValueError(
                 f"X has {len(stamps)} cutouts but y has {len(labels)} label rows; "
                 "give exactly one label row per cutout")
-        self._y_1d = not isinstance(y, Table) and np.asarray(y).ndim == 1
+        _check_not_blank(stamps)
+        self._y_1d_ = not isinstance(y, Table) and np.asarray(y).ndim == 1
         return stamps, labels, _check_sample_weight(sample_weight, len(labels))
 
     def _fit_preprocessing(self, stamps, labels):
@@ -87,7 +193,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         self.normalizer_ = self._make_normalizer()
         if self.normalizer_ is not None:
             self.normalizer_.fit(stamps, shape=self.input_shape_)
-        z = self._encode(labels, stamps.zeropoint)
+        z = self._encode(labels, stamps)
         self.target_scaler_ = StandardScaler().fit(z)
         self.label_range_ = (np.nanmin(labels, axis=0), np.nanmax(labels, axis=0))
         return self.target_scaler_.transform(z)
@@ -113,12 +219,13 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         raise ValueError(f"normalization must be 'asinh', 'linear', None or an "
                          f"ImageNormalizer; got {norm!r}")
 
-    def _encode(self, labels, zeropoint):
-        """Labels (catalog units) -> the space the network regresses."""
+    def _encode(self, labels, stamps):
+        """Labels (catalog units) of ``stamps`` -> the space the network regresses."""
         z = labels.copy()
         for j, name in enumerate(self.targets_):
             if name == "mag":
-                z[:, j] = labels[:, j] - require_zeropoint(zeropoint)
+                # Only magnitudes need (and read) the cutouts' zeropoints.
+                z[:, j] = labels[:, j] - require_zeropoint(stamps.zeropoint)
             if name in self.log_targets_:
                 values = labels[:, j]
                 if np.any(values[np.isfinite(values)] <= 0):
@@ -209,7 +316,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
                                              restore_best_weights=True)
         start = time.perf_counter()
         history = self.model_.fit(**fit_args, validation_data=validation, epochs=epochs,
-                                  callbacks=[stop, *callbacks], verbose=self.verbose)
+                                  callbacks=[stop, *callbacks],
+                                  verbose=keras_verbose(self.verbose))
         self.history_ = history.history
         self.model_id_ = _weights_digest(self.model_)
         # Set last: an estimator counts as fitted (__sklearn_is_fitted__) only
@@ -236,7 +344,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         if self.verbose and n > PREDICT_CHUNK:
             import keras
 
-            progbar = keras.utils.Progbar(n, unit_name="cutout")
+            progbar = keras.utils.Progbar(n, unit_name="cutout",
+                                          verbose=keras_verbose(self.verbose))
         for start in range(0, n, PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, n)
             x, flag[start:stop] = self._read(stamps, start, stop)
@@ -277,7 +386,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         """
         labels, flag, stamps = self._predict_labels(X)
         if self._output_kind() == "array":
-            return labels[:, 0] if self._y_1d else labels
+            return labels[:, 0] if self._y_1d_ else labels
         return make_catalog(labels, self.targets_, flag=flag,
                             pixel_scale=stamps.pixel_scale, meta=self._catalog_meta())
 
@@ -502,6 +611,20 @@ def load(path, cls=None):
     from . import _persistence
 
     return _persistence.load_estimator(path, cls or BaseSersicRegressor)
+
+
+def _check_not_blank(stamps):
+    """Raise if a training cutout has no unmasked pixel (NaN, masked or zero weight)."""
+    blank = []
+    for start in range(0, len(stamps), PREDICT_CHUNK):
+        stop = min(start + PREDICT_CHUNK, len(stamps))
+        mask = stamps.read(start, stop, stamps.shapes[0]).mask
+        blank.extend((start + np.flatnonzero(mask.all(axis=(1, 2)))).tolist())
+    if blank:
+        raise ValueError(
+            f"{len(blank)} of {len(stamps)} training cutouts have no valid pixel (all NaN, "
+            f"masked or of infinite uncertainty; first: {blank[:5]}): a network cannot "
+            "learn from them; drop them")
 
 
 def _weights_digest(model):

@@ -30,10 +30,15 @@ def check_sample_domain(sample_domain, labels, *, require_both=True):
         if sample_domain.shape != (n,):
             raise ValueError(f"sample_domain must have one entry per cutout, shape ({n},); "
                              f"got {sample_domain.shape}")
-        if sample_domain.dtype.kind not in "iuf" or (sample_domain == 0).any():
+        valid = sample_domain.dtype.kind in "iuf"
+        if valid and sample_domain.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                valid = bool(np.all(np.isfinite(sample_domain)
+                                    & (sample_domain == np.round(sample_domain))))
+        if not valid or (sample_domain == 0).any():
             raise ValueError("sample_domain must hold positive integers for source "
                              "(simulated) rows and negative ones for target (real) rows; "
-                             "0 is neither")
+                             "0, NaN, fractions and non-numbers are neither")
         target = sample_domain < 0
     if require_both and (target.all() or not target.any()):
         which = "target" if not target.any() else "source"

@@ -1,7 +1,7 @@
 """The single-domain CNN regressor (the reference thesis's "sim-only" network)."""
 
 from ..catalog._targets import TARGETS
-from ._base import BaseSersicRegressor
+from ._base import NETWORK_CONSTRAINTS, BaseSersicRegressor, fit_atomically
 
 __all__ = ["SersicCNNRegressor"]
 
@@ -46,9 +46,11 @@ class SersicCNNRegressor(BaseSersicRegressor):
         Network input ``(ny, nx)``; cutouts are centre-cropped/padded to it.
         Default: the shape of the first training cutout.
     zeropoint : float, optional
-        AB magnitude of a source whose pixels sum to 1 (in the pixel unit),
-        for cutouts whose meta (``MAGZERO``/``PHOTZP``) or flux-density unit
-        give none.  Needed when ``"mag"`` is a target.
+        AB magnitude of a source whose pixels sum to 1 in the pixel unit seen
+        at fit time (cutouts in another convertible unit are converted
+        first), for cutouts whose meta (``MAGZERO``/``PHOTZP``) or
+        flux-density/surface-brightness unit give none.  Needed when
+        ``"mag"`` is a target.
     pixel_scale : float or `~astropy.units.Quantity`, optional
         Arcsec per pixel for cutouts without a celestial WCS; adds the
         ``r_eff_arcsec`` column.
@@ -82,6 +84,10 @@ class SersicCNNRegressor(BaseSersicRegressor):
         Learned targets.
     label_range_ : tuple of `~numpy.ndarray`
         Per-target minimum and maximum training label (``OUT_OF_RANGE`` flag).
+    saved_versions_ : dict or None
+        Package versions of the session that saved this estimator (set by
+        `load` or unpickling; None for files written before they were
+        recorded); a refit drops it.
 
     See Also
     --------
@@ -102,6 +108,9 @@ class SersicCNNRegressor(BaseSersicRegressor):
     >>> catalog["mag"].unit
     Unit("mag(AB)")
     """
+
+    _parameter_constraints = {**BaseSersicRegressor._parameter_constraints,
+                              **NETWORK_CONSTRAINTS}
 
     def __init__(self, architecture="thesis", *, targets=TARGETS, learning_rate=1e-4,
                  batch_size=16, max_epochs=100, patience=10, validation_fraction=0.1,
@@ -124,6 +133,7 @@ class SersicCNNRegressor(BaseSersicRegressor):
         self.random_state = random_state
         self.verbose = verbose
 
+    @fit_atomically
     def fit(self, X, y=None, sample_weight=None):
         """Train the network on labelled cutouts.
 
@@ -150,7 +160,10 @@ class SersicCNNRegressor(BaseSersicRegressor):
         Raises
         ------
         ValueError
-            On empty or malformed input, NaN labels, or ``len(X) != len(y)``.
+            On a parameter out of its range, empty or malformed input, NaN
+            labels, labels outside `~astromorphnet.catalog.PHYSICAL_RANGES`,
+            a cutout without any valid pixel, or ``len(X) != len(y)``.  A
+            failed (or interrupted) fit leaves the estimator as it was.
         """
         stamps, labels, sample_weight = self._validate_fit_inputs(X, y, sample_weight)
         z = self._fit_preprocessing(stamps, labels)

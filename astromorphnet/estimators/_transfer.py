@@ -2,14 +2,17 @@
 
 import copy
 import os
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._input import as_stamps
 from ..catalog._targets import TARGETS, check_targets, labels_to_array
-from ._base import BaseSersicRegressor, _check_sample_weight, load
+from ._base import (BaseSersicRegressor, _check_not_blank, _check_sample_weight,
+                    fit_atomically, load)
 from ._domains import DomainScoreMixin, check_sample_domain
 from ._sersic import SersicCNNRegressor
 
@@ -17,7 +20,7 @@ __all__ = ["TransferLearningRegressor"]
 
 #: Fitted preprocessing state taken over from the pretrained estimator.
 _ADOPTED = ("targets_", "log_targets_", "input_shape_", "unit_", "normalizer_",
-            "target_scaler_", "label_range_")
+            "target_scaler_", "label_range_", "_y_1d_")
 
 
 class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
@@ -59,7 +62,9 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
     loss : str or keras loss, optional
         Fine-tuning loss; default: the pretrained estimator's.
     zeropoint, pixel_scale : optional
-        For target cutouts whose meta/WCS give none (see `SersicCNNRegressor`).
+        For target cutouts whose meta, unit or WCS give none (see
+        `SersicCNNRegressor`); ``zeropoint`` refers to pixels in the unit seen
+        at fit time.
     random_state : int, `~numpy.random.RandomState` or None, default=None
         Seeds fine-tuning (and pretraining of a default estimator).
     verbose : int, default=0
@@ -76,6 +81,10 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         Fine-tuning history.
     target_scaler_, normalizer_, input_shape_, unit_, targets_, label_range_
         Taken over from the pretrained estimator.
+    saved_versions_ : dict or None
+        Package versions of the session that saved this estimator (set by
+        `load` or unpickling; None for files written before they were
+        recorded); a refit drops it.
 
     See Also
     --------
@@ -104,6 +113,14 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
     ['mag', 'r_eff', 'sersic_n', 'ellipticity']
     """
 
+    _parameter_constraints = {
+        **BaseSersicRegressor._parameter_constraints,
+        "pretrained": [HasMethods(["fit", "predict"]), str, os.PathLike, None],
+        "trainable": [StrOptions({"all", "head"}), Interval(Integral, 0, None, closed="left")],
+        "patience": [Interval(Integral, 0, None, closed="left"), None],
+        "loss": [str, callable, None],
+    }
+
     def __init__(self, pretrained=None, *, trainable="all", learning_rate=1e-4, batch_size=8,
                  max_epochs=15, patience=None, validation_fraction=0.2, loss=None,
                  zeropoint=None, pixel_scale=None, random_state=None, verbose=0):
@@ -120,6 +137,7 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         self.random_state = random_state
         self.verbose = verbose
 
+    @fit_atomically
     def fit(self, X, y=None, sample_domain=None, sample_weight=None):
         """Fine-tune (pretraining first if needed) on labelled target cutouts.
 
@@ -180,9 +198,9 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         self.pretrained_ = base
         for name in _ADOPTED:
             setattr(self, name, copy.deepcopy(getattr(base, name)))
-        self._y_1d = base._y_1d
         tuned = stamps.take(rows).convert_to(self.unit_)
-        z = self.target_scaler_.transform(self._encode(labels[rows], tuned.zeropoint))
+        _check_not_blank(tuned)
+        z = self.target_scaler_.transform(self._encode(labels[rows], tuned))
         sw = _check_sample_weight(sample_weight, len(labels))
         seed = self._seed()
         self.model_ = self._fine_tuning_model(base)

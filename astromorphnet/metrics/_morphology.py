@@ -261,21 +261,22 @@ def _resolve(y_true, y_pred, targets):
             raise ValueError(f"the label and prediction tables share no parameter column "
                              f"among {TARGETS}")
     targets = check_targets(targets)
-    true = _labels(y_true, targets, "y_true")
+    true = _labels(y_true, targets, "y_true", check_range=True)
     arrays = {}
     for name, pred in predictions.items():
         what = f"predictions of {name!r}" if isinstance(y_pred, dict) else "y_pred"
-        values = _labels(pred, targets, what)
+        # Predictions may extrapolate beyond the physical ranges; labels may not.
+        values = _labels(pred, targets, what, check_range=False)
         if values.shape != true.shape:
             raise ValueError(f"{what} have shape {values.shape}; the labels have {true.shape}")
         arrays[name] = values
     return targets, true, arrays
 
 
-def _labels(y, targets, what):
+def _labels(y, targets, what, check_range):
     """`labels_to_array`, its errors naming the argument, and no NaN."""
     try:
-        values = labels_to_array(y, targets, allow_nan=True)
+        values = labels_to_array(y, targets, allow_nan=True, check_range=check_range)
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
     _check_nan(values, what)

@@ -1,10 +1,10 @@
 """Regression metrics over Sérsic parameters."""
 
 import numpy as np
-from astropy.table import QTable, Table
+from astropy.table import QTable
 from sklearn.metrics import r2_score
 
-from ..catalog._targets import TARGETS, labels_to_array
+from ._morphology import _resolve
 
 __all__ = ["r2_table"]
 
@@ -24,7 +24,7 @@ def r2_table(y_true, y_pred, *, targets=None):
         several models.
     targets : tuple of str, optional
         Parameters to score; default: those of `~astromorphnet.catalog.TARGETS`
-        present in the prediction table (all four for arrays).
+        present in every table given (all four for arrays).
 
     Returns
     -------
@@ -34,7 +34,8 @@ def r2_table(y_true, y_pred, *, targets=None):
     Raises
     ------
     ValueError
-        If the shapes differ or columns are missing.
+        If the shapes differ, columns are missing, labels hold NaN or lie
+        outside `~astromorphnet.catalog.PHYSICAL_RANGES`.
 
     Examples
     --------
@@ -45,18 +46,7 @@ def r2_table(y_true, y_pred, *, targets=None):
     >>> table["sersic_n"].round(3).tolist()
     [1.0, 0.994]
     """
-    predictions = y_pred if isinstance(y_pred, dict) else {"": y_pred}
-    if targets is None:
-        first = next(iter(predictions.values()))
-        targets = (tuple(t for t in TARGETS if t in first.colnames)
-                   if isinstance(first, Table) else TARGETS)
-    true = labels_to_array(y_true, targets)
-    rows = []
-    for name, pred in predictions.items():
-        values = labels_to_array(pred, targets)
-        if values.shape != true.shape:
-            raise ValueError(f"predictions of {name!r} have shape {values.shape}; "
-                             f"the labels have {true.shape}")
-        rows.append([name] + list(np.atleast_1d(r2_score(true, values,
-                                                         multioutput="raw_values"))))
+    targets, true, predictions = _resolve(y_true, y_pred, targets)
+    rows = [[name] + list(np.atleast_1d(r2_score(true, values, multioutput="raw_values")))
+            for name, values in predictions.items()]
     return QTable(rows=rows, names=("model",) + tuple(targets))
