@@ -124,12 +124,22 @@ def test_unmasked_neighbour_is_bad_chi2(kernel):
     assert catalog["fit_flag"][0] & FitFlag.BAD_CHI2 and catalog["chi2_nu"][0] > 2
 
 
-def test_too_small_uncertainty_is_bad_chi2(kernel):
-    image = galaxy(kernel) + noise(9)
+def test_too_small_uncertainty_of_a_faint_galaxy_is_bad_chi2(kernel):
+    image = galaxy(kernel, flux=2.0) + noise(9)  # S/N ~ 30
     right, too_small = fit([image], NOISE), fit([image], NOISE / 3)
     assert right["fit_flag"][0] & QUALITY == 0
     assert too_small["fit_flag"][0] & FitFlag.BAD_CHI2
     assert too_small["chi2_nu"][0] == pytest.approx(9 * right["chi2_nu"][0], rel=0.05)
+
+
+def test_small_model_mismatch_of_a_bright_galaxy_is_not_bad_chi2(kernel):
+    """Knots on a bright galaxy: significant, but a small part of its light."""
+    knots = sum(galaxy(kernel, r_eff=0.3, flux=4.0, dx=dx, dy=dy)
+                for dx, dy in [(2.0, 1.0), (-1.5, 2.0), (0.5, -2.5)])
+    catalog = fit([galaxy(kernel, flux=10 * FLUX) + knots + noise(10)], NOISE)
+    assert catalog["chi2_nu"][0] > chi2_nu_limit(SIZE**2 - 7)  # significant
+    assert catalog["fit_flag"][0] & QUALITY == 0
+    assert catalog["r_eff"][0].value == pytest.approx(2.5, rel=0.1)
 
 
 def test_chi2_nu_limit_follows_the_statistics():

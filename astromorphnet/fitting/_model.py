@@ -30,7 +30,7 @@ from scipy.stats import chi2, f, norm
 from ..simulation._render import render_sersic
 
 __all__ = ["AT_BOUND", "BAD_CHI2", "BAD_DATA", "CHI2_SIGNIFICANCE", "EXTRAPOLATED", "FTOL",
-           "LOW_SN", "MAX_NFEV", "MIN_BACKGROUND_PIXELS", "MIN_FLUX_FRACTION",
+           "LOW_SN", "MAX_NFEV", "MAX_RESIDUAL_POWER", "MIN_BACKGROUND_PIXELS", "MIN_FLUX_FRACTION",
            "MIN_PIXELS_PER_PARAMETER", "MIN_SN", "NOT_CONVERGED", "RESULT_COLUMNS", "XTOL",
            "Limits", "chi2_nu_limit", "fit_one"]
 
@@ -52,8 +52,14 @@ MIN_BACKGROUND_PIXELS = 100
 #: noise (free centre, size and shape) reaches by chance only rarely.
 MIN_SN = 5.0
 #: A reduced χ² more improbable than this many Gaussian sigmas (one-sided) under a
-#: correct model and noise flags the fit ``BAD_CHI2``; see `chi2_nu_limit`.
+#: correct model and noise flags the fit ``BAD_CHI2`` (see `chi2_nu_limit`) ...
 CHI2_SIGNIFICANCE = 5.0
+#: ... and only when the residuals' power beyond the noise, (χ² - ν) / S/N², exceeds
+#: this fraction of the model's: a real galaxy is no perfect Sérsic, and at high S/N
+#: its spiral arms or knots are significant while its single-Sérsic parameters stay
+#: good; missing a tenth of the signal's power (residuals' rms ~30 % of the
+#: model's) is a neighbour, a wrong sign or a wrong model.
+MAX_RESIDUAL_POWER = 0.1
 #: A model with less than this fraction of its light on the cutout is flagged
 #: ``EXTRAPOLATED``: its half-light isophote lies beyond the data.
 MIN_FLUX_FRACTION = 0.5
@@ -208,7 +214,8 @@ def fit_one(data, mask, std, kernel, psf_hlr, limits, fit_sky, zeropoint, initia
         sn = np.sqrt(np.sum((model * problem.weight) ** 2))
     if not sn >= MIN_SN:
         flag |= LOW_SN
-    if chi2_nu > chi2_nu_limit(dof, n_noise):
+    excess = (chi2_nu - 1.0) * dof / sn**2 if sn > 0 else np.inf
+    if chi2_nu > chi2_nu_limit(dof, n_noise) and excess > MAX_RESIDUAL_POWER:
         flag |= BAD_CHI2
     on_stamp = render_sersic(data.shape, 1.0, r_eff, n, q, pa, kernel, dx=dx, dy=dy).sum()
     if on_stamp < MIN_FLUX_FRACTION:

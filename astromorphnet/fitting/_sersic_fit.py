@@ -17,11 +17,12 @@ from .._input import as_stamps
 from ..catalog._targets import TARGETS, make_catalog, require_zeropoint
 from .._parallel import effective_n_jobs, ordered_map, with_progress
 from . import _model
-from ._model import CHI2_SIGNIFICANCE, MIN_FLUX_FRACTION, MIN_SN
+from ._model import CHI2_SIGNIFICANCE, MAX_RESIDUAL_POWER, MIN_FLUX_FRACTION, MIN_SN
 from ._setup import (check_psf, initial_values, kernels_for, limits_for, native_shape,
                      read_cutouts)
 
-__all__ = ["CHI2_SIGNIFICANCE", "MIN_FLUX_FRACTION", "MIN_SN", "FitFlag", "fit_sersic"]
+__all__ = ["CHI2_SIGNIFICANCE", "MAX_RESIDUAL_POWER", "MIN_FLUX_FRACTION", "MIN_SN", "FitFlag",
+           "fit_sersic"]
 
 #: Cutouts fitted per task sent to a worker process.
 _TASK_SIZE = 4
@@ -55,12 +56,15 @@ class FitFlag(enum.IntFlag):
         residual or a negative (sign-flipped) source: the parameters
         describe noise.
     BAD_CHI2 : int
-        The model does not describe the data: ``chi2_nu`` is above the
-        `CHI2_SIGNIFICANCE` (5) σ quantile of χ²_ν for a correct model and
-        noise, given the number of pixels (and, without an uncertainty,
-        the pixels of the noise estimate).  E.g. a sign-flipped or
-        two-component source, a wrong PSF, or an uncertainty map too small;
-        in a noiseless image (a simulation) the smallest model difference.
+        The model misses a significant and substantial part of the data:
+        ``chi2_nu`` is above the `CHI2_SIGNIFICANCE` (5) σ quantile of χ²_ν
+        for a correct model and noise, given the number of pixels (and,
+        without an uncertainty, the pixels of the noise estimate), and the
+        residuals' power beyond the noise, ``(chi2_nu - 1) * dof / sn**2``,
+        exceeds `MAX_RESIDUAL_POWER` (a tenth) of the model's.  E.g. an
+        unmasked neighbour, a sign-flipped source, or a faint galaxy with an
+        uncertainty map too small; not the knots or arms of a bright galaxy,
+        significant but small beside its light.
     EXTRAPOLATED : int
         Less than `MIN_FLUX_FRACTION` (half) of the fitted model's light
         falls on the cutout: its half-light isophote lies beyond the data,
