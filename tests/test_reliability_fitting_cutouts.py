@@ -298,7 +298,9 @@ def test_mask_neighbours_of_one_nddata_returns_one():
      r"cutouts\[1\] has shape \(2, 8, 8\)"),
     ([NDData(np.zeros((8, 8), complex))], {}, ValueError, r"cutouts\[0\] must hold real numbers"),
     ([NDData(_stamp(), uncertainty=StdDevUncertainty(-np.ones((32, 32))))], {}, ValueError,
-     r"cutouts\[0\]: .*negative"),
+     r"cutouts\[0\].uncertainty has .*negative"),
+    ([NDData(_stamp(), uncertainty=StdDevUncertainty(np.ones((3, 3))))], {}, ValueError,
+     r"cutouts\[0\].uncertainty of shape \(3, 3\) does not match"),
     ([NDData(_stamp(), mask=np.zeros((3, 3), bool))], {}, ValueError,
      r"cutouts\[0\].mask of shape \(3, 3\)"),
     (np.zeros((1, 8, 8)), {"deblend": "yes"}, TypeError, "deblend must be True or False"),
@@ -369,6 +371,13 @@ def test_mostly_masked_mosaic_speaks_our_parameters(spoil):
 def test_extract_cutouts_bad_settings(kwargs, error, match):
     with pytest.raises(error, match=match):
         extract_cutouts(_mosaic(), **kwargs)
+
+
+def test_mosaic_uncertainty_of_another_shape():
+    mosaic = NDData(_mosaic(), uncertainty=StdDevUncertainty(np.ones((96, 95))))
+    with pytest.raises(ValueError, match=r"the mosaic's uncertainty of shape \(96, 95\) does "
+                                         "not match"):
+        extract_cutouts(mosaic)
 
 
 def test_boolean_mosaic_is_refused_as_a_mask():

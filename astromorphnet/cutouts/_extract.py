@@ -357,7 +357,9 @@ def _unpack(mosaic, *, error, weight, mask, wcs):
         wcs = wcs if mosaic.wcs is None else mosaic.wcs
         mask = mask if mosaic.mask is None else mosaic.mask
         if mosaic.uncertainty is not None:
-            error, weight = _std_array(mosaic.uncertainty), None
+            error = _std_array(mosaic.uncertainty, np.shape(mosaic.data),
+                               "the mosaic's uncertainty")
+            weight = None
         unit, meta, data = mosaic.unit, mosaic.meta or {}, mosaic.data
     elif isinstance(mosaic, u.Quantity):
         unit, data = mosaic.unit, mosaic.value

@@ -154,10 +154,7 @@ def _mask_nddata(nd, index, settings, blank):
         bad |= _mask_array(nd.mask, data.shape, f"cutouts[{index}].mask")
     std = None
     if nd.uncertainty is not None:
-        try:
-            std = _std_array(nd.uncertainty)
-        except ValueError as err:  # e.g. negative: say which cutout
-            raise ValueError(f"cutouts[{index}]: {err}") from None
+        std = _std_array(nd.uncertainty, data.shape, f"cutouts[{index}].uncertainty")
     masked = copy.copy(nd)
     masked.mask = bad | _neighbours(data, bad, std, settings, index, blank)
     return masked
