@@ -40,9 +40,16 @@ class SersicCatalog(QTable):
     scikit-learn's model selection accepts it as labels ``y`` and as the
     output of ``predict``: ``np.asarray(catalog)`` is the float array of its
     Sérsic parameter columns (those of `TARGETS` it holds, in column order,
-    in the units of `TARGET_UNITS`), and it indexes like an array
+    in the units of `TARGET_UNITS`; 1-D when it holds one, as a
+    single-output regressor's predictions are), and it indexes like an array
     (``shape``; no pandas-style ``iloc``, which scikit-learn would take for
     a pandas frame).
+
+    Parameters
+    ----------
+    data, masked, names, dtype, meta, copy, rows, copy_indices, units, descriptions, **kwargs
+        As for `~astropy.table.QTable`: ``SersicCatalog(table)`` wraps a
+        table of one's own for scikit-learn.
 
     Examples
     --------
@@ -60,13 +67,20 @@ class SersicCatalog(QTable):
 
     @property
     def iloc(self):
-        # scikit-learn takes anything with ``iloc`` for a pandas object.
+        """Not available: scikit-learn takes anything with ``iloc`` for a pandas object.
+
+        Raises
+        ------
+        AttributeError
+            Always; index the catalog directly (``catalog[rows]``).
+        """
         raise AttributeError("SersicCatalog has no pandas-style 'iloc': index it directly")
 
     @property
     def shape(self):
-        """``(rows, Sérsic parameter columns)``, the shape of ``np.asarray(catalog)``."""
-        return (len(self), len(self._target_columns()))
+        """The shape of ``np.asarray(catalog)``: ``(rows, parameters)``, or ``(rows,)`` for one."""
+        n_columns = len(self._target_columns())
+        return (len(self),) if n_columns == 1 else (len(self), n_columns)
 
     def _target_columns(self):
         return [name for name in self.colnames if name in TARGETS]
@@ -83,7 +97,7 @@ class SersicCatalog(QTable):
         if not columns:
             raise TypeError(f"this table has no Sérsic parameter column ({TARGETS}) to "
                             f"convert to an array; its columns are {self.colnames}")
-        array = np.column_stack(columns)
+        array = columns[0] if len(columns) == 1 else np.column_stack(columns)
         return array if dtype is None else array.astype(dtype, copy=False)
 
 
