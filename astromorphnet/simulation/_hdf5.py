@@ -23,8 +23,8 @@ import os
 
 import h5py
 import numpy as np
-from astropy.table import QTable
 
+from ..catalog._targets import SersicCatalog
 from .._parallel import effective_n_jobs
 from ._parameters import _check_count
 from ._simulate import _as_survey, _render_blocks, _survey_metadata, _truth_table, master_seed
@@ -289,7 +289,7 @@ class SimulatedDataset:
                     if interrupted else "")
             raise ValueError(f"{self.path} is not a complete astromorphnet simulated set{hint}")
         self._images = self._file["images"]
-        self.truth = QTable.read(self._file, path="truth")
+        self.truth = SersicCatalog.read(self._file, path="truth")
         self.survey = json.loads(self._file.attrs["survey"])
 
     @property

@@ -5,9 +5,8 @@ from collections.abc import Mapping
 
 import astropy.units as u
 import numpy as np
-from astropy.table import QTable
 
-from ..catalog._targets import TARGET_UNITS, TARGETS, labels_to_array
+from ..catalog._targets import TARGET_UNITS, TARGETS, SersicCatalog, labels_to_array
 
 __all__ = ["THESIS_RANGES", "check_truth", "draw_parameters"]
 
@@ -96,7 +95,7 @@ def draw_parameters(n, ranges=None, *, random_state=None):
     from sklearn.utils import check_random_state
 
     rng = check_random_state(random_state)
-    truth = QTable()
+    truth = SersicCatalog()
     for name, unit in (("mag", u.ABmag), ("r_eff", u.pix), ("sersic_n", None),
                        ("ellipticity", None)):
         low, high, log = ranges[name]
@@ -193,7 +192,7 @@ def check_truth(truth):
         if values[:, j].min() < low or values[:, j].max() > high:
             raise ValueError(f"{name} values must lie in {limits_text[name]}; got "
                              f"{values[:, j].min():g} to {values[:, j].max():g}")
-    out = QTable()
+    out = SersicCatalog()
     for j, name in enumerate(TARGETS):
         out[name] = values[:, j] * (TARGET_UNITS[name])
     out["sersic_n"] = np.clip(values[:, 2], *_N_LIMITS)

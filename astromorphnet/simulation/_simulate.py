@@ -9,9 +9,9 @@ import numbers
 
 import astropy.units as u
 import numpy as np
-from astropy.table import QTable
 from astropy.utils.console import ProgressBar
 
+from ..catalog._targets import SersicCatalog
 from .._parallel import effective_n_jobs, ordered_map, with_progress
 from ._parameters import _check_count, _check_number, _is_number, check_truth, draw_parameters
 from ._render import PSFKernel, render_sersic
@@ -305,7 +305,7 @@ def _truth_table(n, truth, ranges, survey, realism, seed):
                          "pass one or the other")
     else:
         truth = check_truth(truth)
-    truth = QTable(truth, copy=True)
+    truth = SersicCatalog(truth, copy=True)
     for name, default in (("pa", 0.0 * u.deg), ("dx", 0.0 * u.pix), ("dy", 0.0 * u.pix)):
         if name not in truth.colnames:
             truth[name] = np.full(len(truth), default.value) * default.unit
