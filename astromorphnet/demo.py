@@ -5,10 +5,14 @@
 
 import os
 import time
+from numbers import Integral, Real
 
 import numpy as np
+from astropy import log
 
-__all__ = ["SCALES", "run_demo"]
+from ._progress import keras_verbose
+
+__all__ = ["COUNTS", "MAX_SEED", "SCALES", "check_settings", "print_results", "run_demo"]
 
 #: Sizes and training settings of the demo.  ``"default"`` finishes in
 #: minutes on a laptop CPU; ``"thesis"`` uses the reference thesis's sizes,
@@ -36,9 +40,109 @@ SCALES = {
                    source_ranges={}, target_ranges={}),
 }
 
+#: Least training and test galaxies of each set: R² needs two test
+#: galaxies, and the adversarial networks' validation split, stratified on
+#: domain, needs at least two galaxies of each domain.
+_MIN_TRAIN, _MIN_TEST = 4, 2
+#: The integer settings of `SCALES` and the least value the demo runs with
+#: (``dann_n_source`` may also be None: every source training galaxy).
+#: The galaxy counts must moreover leave at least 4 training and 2 test
+#: galaxies on each side of their split.
+COUNTS = {"n_source": 1, "n_target": 1, "stamp_size": 16, "max_epochs": 1, "patience": 0,
+          "fine_tune_epochs": 1, "dann_n_source": _MIN_TRAIN, "dann_max_epochs": 1,
+          "dann_patience": 0}
+#: Largest seed: the target set is drawn with ``random_state + 1``, and NumPy
+#: seeds are below 2**32.
+MAX_SEED = 2**32 - 2
+
+
+def check_settings(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
+                   output_dir="astromorphnet-demo", plots=True, random_state=0, verbose=1,
+                   threads=None, **overrides):
+    """Check every setting of `run_demo` before any work; return the sizes and training settings.
+
+    `run_demo` calls it first, so a bad setting fails in a second rather
+    than after minutes of simulating; the command line calls it to turn a
+    bad argument into a one-line error.
+
+    Parameters
+    ----------
+    scale, test_fraction, target_test_fraction, output_dir, plots
+        As for `run_demo`.
+    random_state, verbose, threads, **overrides
+        As for `run_demo`.
+
+    Returns
+    -------
+    settings : dict
+        The ``scale`` preset of `SCALES` updated with ``overrides``.
+
+    Raises
+    ------
+    ValueError
+        If a setting is unknown or out of range (the message names it, the
+        value given and what is accepted), the output folder cannot be
+        written, or plots are asked for without matplotlib.
+
+    Examples
+    --------
+    >>> from astromorphnet.demo import check_settings
+    >>> check_settings(n_source=400)["n_source"]
+    400
+    >>> check_settings(n_target=5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: n_target=5 leaves 3 target galaxies for training ... give n_target >= 6
+    """
+    if not isinstance(scale, str) or scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}; got {scale!r}")
+    unknown = set(overrides) - set(SCALES[scale])
+    if unknown:
+        raise ValueError(f"unknown demo settings {sorted(unknown)}; choose among "
+                         f"{sorted(SCALES[scale])}")
+    cfg = {**SCALES[scale], **overrides}
+    for name, least in COUNTS.items():
+        if not (name == "dann_n_source" and cfg[name] is None):
+            _check_int(name, cfg[name], least)
+    _check_int("random_state", random_state, 0, MAX_SEED)
+    _check_int("verbose", verbose, 0)
+    if threads is not None:
+        _check_int("threads", threads, 1)
+    if not isinstance(plots, (bool, np.bool_)):
+        raise ValueError(f"plots must be True or False; got {plots!r}")
+    for domain, count, fraction_name, fraction in (
+            ("source", "n_source", "test_fraction", test_fraction),
+            ("target", "n_target", "target_test_fraction", target_test_fraction)):
+        _check_split(domain, count, cfg[count], fraction_name, fraction)
+
+    from .simulation import draw_parameters
+
+    for name in ("source_ranges", "target_ranges"):
+        try:
+            draw_parameters(1, cfg[name], random_state=0)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+    if cfg["architecture"] != SCALES[scale]["architecture"]:  # presets are known to build
+        from .models import get_architecture
+
+        get_architecture(cfg["architecture"])
+    # The estimators' own parameter checks (learning rates, batch size, ...).
+    for estimator in _estimators(cfg, zeropoint=None, pixel_scale=None,
+                                 random_state=random_state, verbose=0).values():
+        estimator._validate_params()
+    _check_output_dir(output_dir)
+    if plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("plots need matplotlib, which is not installed: install it, "
+                             "or pass plots=False (--no-plots)") from None
+    return cfg
+
+
 def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
              output_dir="astromorphnet-demo", plots=True, random_state=0, verbose=1,
-             **overrides):
+             threads=None, **overrides):
     """Train sim-only, transfer-learning and both DANN networks; compare them.
 
     The reference thesis's experiment on built-in data:
@@ -59,24 +163,36 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
        each model's target test catalog (ECSV), the R² tables, the Euclid
        morphology metrics per magnitude bin and the plots.
 
+    Every setting is checked first (`check_settings`), before any work.
+
     Parameters
     ----------
     scale : {"default", "thesis"}, optional
         Preset of sizes and training settings (`SCALES`).
     test_fraction : float, optional
-        Fraction of the source set held out for testing.
+        Fraction of the source set held out for testing, in (0, 1).
     target_test_fraction : float, optional
-        Fraction of the target set held out for testing; the rest is the
-        target training set (labelled for transfer learning and supervised
-        DANN, unlabelled for semi-supervised DANN).
+        Fraction of the target set held out for testing, in (0, 1); the
+        rest is the target training set (labelled for transfer learning
+        and supervised DANN, unlabelled for semi-supervised DANN).
     output_dir : str or path-like, optional
-        Where catalogs, tables and plots go.
+        Where catalogs, tables and plots go (created if needed).
     plots : bool, optional
         Save predicted-vs-true plots (needs matplotlib).
     random_state : int, optional
-        Seed of the simulations and the training.
+        Seed of the simulations and the training, in [0, `MAX_SEED`].
     verbose : int, optional
-        0 silent; 1 progress bars and results.
+        0 silent; 1 progress (through `astropy.log`, and Keras's progress
+        bars on a terminal or one line per epoch in a log file) and the R²
+        tables.
+    threads : int, optional
+        Pin TensorFlow's intra-op and inter-op thread pools to this many
+        threads, so that a seeded run gives bit-identical numbers on every
+        machine of one kind (same CPU model and library versions) whatever
+        its core count (see :doc:`/user_guide/reproducibility`).  It must
+        be set before TensorFlow starts, so in a fresh process.  By
+        default TensorFlow sizes its pools by the cores it may use, and the
+        numbers depend on that count.
     **overrides
         Entries of the `SCALES` preset to change (e.g. ``n_source=400``).
 
@@ -84,10 +200,17 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
     -------
     result : dict
         ``r2_target`` and ``r2_source`` (`~astropy.table.QTable`, one row
-        per model), ``morphology_metrics`` (Euclid metrics per magnitude bin
-        on the target test set), ``catalogs`` (model name → target test
-        catalog with ``true_*`` columns), ``estimators`` and ``timings``
-        (seconds).
+        per model; ``meta["n_galaxies"]`` is the size of the test set),
+        ``morphology_metrics`` (Euclid metrics per magnitude bin on the
+        target test set), ``catalogs`` (model name → target test catalog
+        with ``true_*`` columns), ``estimators`` and ``timings`` (seconds).
+
+    Raises
+    ------
+    ValueError
+        If a setting is out of range (`check_settings`), before any work.
+    RuntimeError
+        If ``threads`` is given after TensorFlow has started.
 
     Examples
     --------
@@ -101,20 +224,18 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
     """
     from .catalog import TARGETS
     from .cutouts import mask_neighbours
-    from .estimators import (AdversarialDARegressor, SersicCNNRegressor,
-                             TransferLearningRegressor, stack_domains)
+    from .estimators import stack_domains
     from .metrics import morphology_metrics, r2_table
     from .simulation import simulate_galaxies, simulate_real_like
 
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {sorted(SCALES)}; got {scale!r}")
-    unknown = set(overrides) - set(SCALES[scale])
-    if unknown:
-        raise ValueError(f"unknown demo settings {sorted(unknown)}; choose among "
-                         f"{sorted(SCALES[scale])}")
-    cfg = {**SCALES[scale], **overrides}
+    cfg = check_settings(scale, test_fraction=test_fraction,
+                         target_test_fraction=target_test_fraction, output_dir=output_dir,
+                         plots=plots, random_state=random_state, verbose=verbose,
+                         threads=threads, **overrides)
+    if threads is not None:
+        _pin_threads(threads)
     timings = {}
-    say = print if verbose else (lambda *args, **kwargs: None)
+    say = log.info if verbose else (lambda message: None)
 
     start = time.perf_counter()
     size = cfg["stamp_size"]
@@ -135,34 +256,22 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
 
     s_train, s_test = _split(len(source), test_fraction)
     t_train, t_test = _split(len(target), target_test_fraction)
-    common = dict(zeropoint=source_truth.meta["zeropoint"],
-                  pixel_scale=source_truth.meta["pixel_scale"], random_state=random_state,
-                  verbose=verbose)
-    network = dict(architecture=cfg["architecture"], learning_rate=cfg["learning_rate"],
-                   batch_size=cfg["batch_size"], max_epochs=cfg["max_epochs"],
-                   patience=cfg["patience"], **common)
-    estimators = {}
-
-    def train(name, estimator, *args, **kwargs):
-        say(f"\n== {name} ==")
-        start = time.perf_counter()
-        estimators[name] = estimator.fit(*args, **kwargs)
-        timings[name] = time.perf_counter() - start
-
-    train("sim-only", SersicCNNRegressor(**network), source[s_train], source_truth[s_train])
-    train("transfer learning",
-          TransferLearningRegressor(estimators["sim-only"],
-                                    learning_rate=cfg["fine_tune_learning_rate"],
-                                    max_epochs=cfg["fine_tune_epochs"], **common),
-          target[t_train], target_truth[t_train])
+    estimators = _estimators(cfg, zeropoint=source_truth.meta["zeropoint"],
+                             pixel_scale=source_truth.meta["pixel_scale"],
+                             random_state=random_state, verbose=keras_verbose(verbose))
     d_train = s_train[:cfg["dann_n_source"]]
     X, y, domain = stack_domains(source[d_train], source_truth[d_train],
                                  target[t_train], target_truth[t_train])
-    adversarial = {**network, "max_epochs": cfg["dann_max_epochs"],
-                   "patience": cfg["dann_patience"]}
-    for name, supervised in (("supervised DANN", True), ("semi-supervised DANN", False)):
-        train(name, AdversarialDARegressor(supervised, **adversarial), X, y,
-              sample_domain=domain)
+    data = {"sim-only": ((source[s_train], source_truth[s_train]), {}),
+            "transfer learning": ((target[t_train], target_truth[t_train]), {}),
+            "supervised DANN": ((X, y), {"sample_domain": domain}),
+            "semi-supervised DANN": ((X, y), {"sample_domain": domain})}
+    for name, estimator in estimators.items():
+        say(f"Training {name} ({type(estimator).__name__})...")
+        start = time.perf_counter()
+        args, kwargs = data[name]
+        estimator.fit(*args, **kwargs)
+        timings[name] = time.perf_counter() - start
 
     start = time.perf_counter()
     catalogs = {name: est.predict(target[t_test]) for name, est in estimators.items()}
@@ -173,7 +282,9 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
     metrics = morphology_metrics(target_truth[t_test], catalogs)
 
     os.makedirs(output_dir, exist_ok=True)
-    for table, name in ((r2_target, "r2_target"), (r2_source, "r2_source")):
+    for table, name, n in ((r2_target, "r2_target", len(t_test)),
+                           (r2_source, "r2_source", len(s_test))):
+        table.meta["n_galaxies"] = n
         for column in TARGETS:
             table[column].info.format = ".3f"
         table.write(os.path.join(output_dir, f"{name}.ecsv"), overwrite=True)
@@ -186,22 +297,139 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
     if plots:
         _save_plots(target_truth[t_test], catalogs, output_dir)
 
-    say(f"\nR² on the real-like TARGET test set ({len(t_test)} galaxies):")
+    result = {"r2_target": r2_target, "r2_source": r2_source, "morphology_metrics": metrics,
+              "catalogs": catalogs, "estimators": estimators, "timings": timings}
     if verbose:
-        r2_target.pprint(max_width=120)
-    say(f"\nR² on the simulated SOURCE test set ({len(s_test)} galaxies):")
-    if verbose:
-        r2_source.pprint(max_width=120)
-    say(f"\nWrote catalogs, R² tables{' and plots' if plots else ''} to {output_dir}/. "
+        print_results(result)
+    say(f"Wrote catalogs, R² tables{' and plots' if plots else ''} to {output_dir}/. "
         "Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
-    return {"r2_target": r2_target, "r2_source": r2_source, "morphology_metrics": metrics,
-            "catalogs": catalogs,
-            "estimators": estimators, "timings": timings}
+    return result
+
+
+def print_results(result):
+    """Print the R² tables of a `run_demo` result on standard output.
+
+    Parameters
+    ----------
+    result : dict
+        What `run_demo` returned.
+
+    Examples
+    --------
+    >>> from astropy.table import QTable
+    >>> from astromorphnet.demo import print_results
+    >>> table = QTable({"model": ["sim-only"], "mag": [0.9]}, meta={"n_galaxies": 8})
+    >>> print_results({"r2_target": table, "r2_source": table})
+    R² on the real-like TARGET test set (8 galaxies):
+     model   mag
+    -------- ---
+    sim-only 0.9
+    <BLANKLINE>
+    R² on the simulated SOURCE test set (8 galaxies):
+     model   mag
+    -------- ---
+    sim-only 0.9
+    """
+    for key, title in (("r2_target", "the real-like TARGET"),
+                       ("r2_source", "the simulated SOURCE")):
+        table = result[key]
+        if key != "r2_target":
+            print()
+        print(f"R² on {title} test set ({table.meta['n_galaxies']} galaxies):")
+        table.pprint(max_width=120)
+
+
+def _estimators(cfg, *, zeropoint, pixel_scale, random_state, verbose):
+    """The demo's four unfitted estimators, by name, in training order.
+
+    Transfer learning fine-tunes the sim-only estimator, which is fitted
+    first.
+    """
+    from .estimators import AdversarialDARegressor, SersicCNNRegressor, TransferLearningRegressor
+
+    common = dict(zeropoint=zeropoint, pixel_scale=pixel_scale, random_state=random_state,
+                  verbose=verbose)
+    network = dict(architecture=cfg["architecture"], learning_rate=cfg["learning_rate"],
+                   batch_size=cfg["batch_size"], max_epochs=cfg["max_epochs"],
+                   patience=cfg["patience"], **common)
+    adversarial = {**network, "max_epochs": cfg["dann_max_epochs"],
+                   "patience": cfg["dann_patience"]}
+    sim_only = SersicCNNRegressor(**network)
+    return {"sim-only": sim_only,
+            "transfer learning": TransferLearningRegressor(
+                sim_only, learning_rate=cfg["fine_tune_learning_rate"],
+                max_epochs=cfg["fine_tune_epochs"], **common),
+            "supervised DANN": AdversarialDARegressor(True, **adversarial),
+            "semi-supervised DANN": AdversarialDARegressor(False, **adversarial)}
+
+
+def _pin_threads(threads):
+    """Fix TensorFlow's thread pools: its results depend on their sizes."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise RuntimeError(
+            f"threads={threads} must be set before TensorFlow starts: run the demo in a "
+            "fresh process (astromorphnet demo --threads ...)") from None
+
+
+def _check_int(name, value, least, most=None):
+    if (not isinstance(value, Integral) or isinstance(value, bool) or value < least
+            or (most is not None and value > most)):
+        accepted = f"an integer >= {least}" if most is None else f"an integer in [{least}, {most}]"
+        raise ValueError(f"{name} must be {accepted}; got {value!r}")
+
+
+def _check_split(domain, count, n, fraction_name, fraction):
+    if not isinstance(fraction, Real) or isinstance(fraction, bool) or not 0 < fraction < 1:
+        raise ValueError(f"{fraction_name} must be a number in (0, 1); got {fraction!r}")
+
+    def enough(m):
+        n_train, n_test = _split_sizes(m, fraction)
+        return n_train >= _MIN_TRAIN and n_test >= _MIN_TEST
+
+    if not enough(n):
+        # Both split sizes grow with n, so the least valid n is found by bisection.
+        low, high = 2, 2**63
+        while low < high:
+            mid = (low + high) // 2
+            low, high = (low, mid) if enough(mid) else (mid + 1, high)
+        n_train, n_test = _split_sizes(n, fraction)
+        raise ValueError(
+            f"{count}={n} leaves {n_train} {domain} galaxies for training and {n_test} for "
+            f"testing ({fraction_name}={fraction}); the demo needs at least {_MIN_TRAIN} "
+            f"and {_MIN_TEST}: give {count} >= {low}")
+
+
+def _check_output_dir(output_dir):
+    try:
+        path = os.path.abspath(os.fspath(output_dir))
+    except TypeError:
+        raise ValueError(f"output_dir must be a path; got {output_dir!r}") from None
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"output_dir {os.fspath(output_dir)!r} exists and is not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"output_dir {os.fspath(output_dir)!r} cannot be created: "
+                         f"{existing!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"output_dir {os.fspath(output_dir)!r} cannot be written: "
+                         f"{existing!r} is not writable")
+
+
+def _split_sizes(n, test_fraction):
+    n_test = min(max(1, int(round(test_fraction * n))), n - 1)
+    return n - n_test, n_test
 
 
 def _split(n, test_fraction):
-    n_test = min(max(1, int(round(test_fraction * n))), n - 1)
-    return np.arange(n - n_test), np.arange(n - n_test, n)
+    n_train, _ = _split_sizes(n, test_fraction)
+    return np.arange(n_train), np.arange(n_train, n)
 
 
 def _save_plots(truth, catalogs, output_dir):
