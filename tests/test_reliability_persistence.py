@@ -8,6 +8,7 @@ import os
 import pathlib
 import pickle
 import threading
+import time
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -648,3 +649,11 @@ def test_header_records_class_and_versions(good_file):
     header = json.loads(data[len(MAGIC) + 4:len(MAGIC) + 4 + length])
     assert header["class"] == "astromorphnet.estimators._sersic.SersicCNNRegressor"
     assert header["versions"] == running_versions()
+
+
+def test_pickling_is_deterministic_across_time(fitted):
+    # Keras stamps each saved network with the time; one estimator must give
+    # one byte string (and one joblib.hash), whenever it is pickled.
+    first = pickle.dumps(fitted)
+    time.sleep(1.1)
+    assert pickle.dumps(fitted) == first

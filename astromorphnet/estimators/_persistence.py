@@ -14,6 +14,7 @@ before the header existed, or by `pickle.dump`/`joblib.dump`) still load.
 import functools
 import hashlib
 import importlib
+import io
 import json
 import os
 import pickle
@@ -129,8 +130,28 @@ def estimator_state(estimator):
             path = os.path.join(tmp, "model.keras")
             model.save(path)
             with open(path, "rb") as f:
-                state["_model_keras"] = f.read()
+                state["_model_keras"] = _without_timestamps(f.read())
     return state
+
+
+def _without_timestamps(keras_file):
+    """The ``.keras`` zip without its save time: one network, one byte string.
+
+    Keras stamps ``metadata.json`` and the weights' zip entry with the time of
+    saving; without them, equal estimators give equal files and hashes
+    (``joblib.hash``, which scikit-learn uses to check that ``fit`` leaves
+    parameters such as a pretrained estimator untouched).
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(keras_file)) as source, zipfile.ZipFile(out, "w") as copy:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            copy.writestr(zipfile.ZipInfo(info.filename), data)  # fixed 1980 date
+    return out.getvalue()
 
 
 def restore_state(estimator, state):
