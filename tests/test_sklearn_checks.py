@@ -75,10 +75,22 @@ def _pretrained():
     return FrozenEstimator(network)
 
 
+TRANSFER_FAILURES = {
+    **EXPECTED_FAILURES,
+    "check_estimators_overwrite_params": (
+        "the check compares joblib hashes of a deep copy of the frozen pretrained estimator "
+        "with the original; a fitted Keras network reloaded from its .keras bytes serialises "
+        "to a different config.json, so the copy never hashes equal although fit leaves the "
+        "pretrained network untouched (test_transfer_learning_leaves_pretrained_untouched)"),
+}
+
+
 def _expected_failures(estimator):
     if isinstance(estimator, AdversarialDARegressor):
         return DOMAIN_ADAPTATION_FAILURES
-    if isinstance(estimator, (SersicCNNRegressor, TransferLearningRegressor)):
+    if isinstance(estimator, TransferLearningRegressor):
+        return TRANSFER_FAILURES
+    if isinstance(estimator, SersicCNNRegressor):
         return EXPECTED_FAILURES
     return TRANSFORMER_FAILURES
 
