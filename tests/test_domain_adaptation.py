@@ -117,7 +117,7 @@ def test_dann_infers_domains_from_nan_labels(domains):
     (dict(sample_domain=np.ones(80)), "no target rows"),
     (dict(sample_domain=-np.ones(80)), "no source rows"),
     (dict(sample_domain=np.ones(3)), r"one entry per cutout, shape \(80,\)"),
-    (dict(sample_domain=np.zeros(80)), "0 is neither"),
+    (dict(sample_domain=np.zeros(80)), "0, NaN, fractions and non-numbers are neither"),
 ])
 def test_dann_domain_errors(domains, kwargs, match):
     X, y, *_ = domains
@@ -131,9 +131,11 @@ def test_dann_rejects_unlabelled_source_and_bad_parameters(domains):
     bad[0, 1] = np.nan
     with pytest.raises(ValueError, match="source .* rows must be fully labelled"):
         make_dann().fit(X, bad, sample_domain=domain)
-    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"The 'alpha' parameter of AdversarialDARegressor "
+                                         r"must be a float in the range \(0(.0)?, 1(.0)?\]"):
         make_dann(alpha=1.5).fit(X, y, sample_domain=domain)
-    with pytest.raises(ValueError, match="reversal_strength and reversal_warmup must be >= 0"):
+    with pytest.raises(ValueError, match="The 'reversal_strength' parameter of "
+                                         "AdversarialDARegressor must be"):
         make_dann(reversal_strength=-1).fit(X, y, sample_domain=domain)
     with pytest.raises(ValueError, match="no layer named 'features'"):
         from astromorphnet.models import build_light_cnn

@@ -108,16 +108,17 @@ def test_subset_of_targets_and_log_targets(survey):
     with pytest.raises(ValueError, match="log_targets \\['colour'\\] are not Sérsic"):
         make_regressor(log_targets=("colour",)).fit(images[:8], truth[:8])
     negative = np.full(8, -1.0)
-    with pytest.raises(ValueError, match="r_eff labels must be > 0"):
+    with pytest.raises(ValueError, match=r"r_eff labels must lie in \(0, inf\)"):
         make_regressor(targets=("r_eff",), log_targets=("r_eff",)).fit(images[:8], negative)
 
 
 @pytest.mark.parametrize("params, match", [
     ({"architecture": "resnet"}, "architecture must be one of \\['light', 'thesis'\\]"),
     ({"targets": ("mag", "colour")}, "targets must be distinct names"),
-    ({"normalization": "log"}, "stretch must be 'asinh' or 'linear'; got 'log'"),
-    ({"normalization": 3}, "normalization must be 'asinh', 'linear', None"),
-    ({"image_size": -3}, "image_size must be a positive int"),
+    ({"normalization": "log"}, "The 'normalization' parameter of SersicCNNRegressor must be"),
+    ({"normalization": 3}, "The 'normalization' parameter of SersicCNNRegressor must be"),
+    ({"image_size": -3}, "The 'image_size' parameter of SersicCNNRegressor must be"),
+    ({"image_size": (32, 0)}, "image_size must be a positive int or \\(ny, nx\\)"),
 ])
 def test_parameter_errors(survey, params, match):
     images, truth = survey

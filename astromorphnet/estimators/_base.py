@@ -212,12 +212,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         norm = self.normalization
         if norm is None:
             return None
-        if isinstance(norm, str):
-            return ImageNormalizer(stretch=norm)
-        if isinstance(norm, ImageNormalizer):
-            return clone(norm)
-        raise ValueError(f"normalization must be 'asinh', 'linear', None or an "
-                         f"ImageNormalizer; got {norm!r}")
+        # "asinh"/"linear" or an ImageNormalizer (_parameter_constraints).
+        return ImageNormalizer(stretch=norm) if isinstance(norm, str) else clone(norm)
 
     def _encode(self, labels, stamps):
         """Labels (catalog units) of ``stamps`` -> the space the network regresses."""
