@@ -9,6 +9,7 @@ import pytest
 import sklearn
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
@@ -296,8 +297,11 @@ def test_transfer_learning_clone_and_frozen_estimator(pretrained, domains, tmp_p
 
 def test_transfer_learning_errors(pretrained, domains):
     _, _, _, real, real_truth = domains
-    with pytest.raises(TypeError, match="pretrained must be a SersicCNNRegressor"):
+    with pytest.raises(ValueError, match="The 'pretrained' parameter of "
+                                         "TransferLearningRegressor must be"):
         TransferLearningRegressor("not-a-regressor".split()).fit(real, real_truth)
+    with pytest.raises(TypeError, match="pretrained must be a SersicCNNRegressor"):
+        TransferLearningRegressor(LinearRegression()).fit(real, real_truth)
     labels = np.full((len(real), 4), np.nan)
     with pytest.raises(ValueError, match="no labelled target rows to fine-tune on"):
         TransferLearningRegressor(pretrained, zeropoint=ZEROPOINT).fit(real, labels)
@@ -349,8 +353,8 @@ def test_stack_domains_keeps_masks_and_checks_lengths():
     source = np.ma.MaskedArray(np.ones((2, 8, 8)), mask=np.zeros((2, 8, 8), bool))
     target = np.ones((3, 8, 8))
     source.mask[1, 0, 0] = True
-    X, y, domain = stack_domains(source, np.ones((2, 4)), target)
+    X, y, domain = stack_domains(source, np.full((2, 4), 0.5), target)
     assert isinstance(X, np.ma.MaskedArray) and X.mask.sum() == 1 and X.mask[1, 0, 0]
     assert domain.tolist() == [1, 1, -1, -1, -1] and np.isnan(y[2:]).all()
     with pytest.raises(ValueError, match="the target domain has 3 cutouts but 2 label rows"):
-        stack_domains(source, np.ones((2, 4)), target, np.ones((2, 4)))
+        stack_domains(source, np.full((2, 4), 0.5), target, np.full((2, 4), 0.5))

@@ -90,7 +90,8 @@ def stack_domains(X_source, y_source, X_target, y_target=None, *, targets=TARGET
     --------
     >>> import numpy as np
     >>> from astromorphnet.estimators import stack_domains
-    >>> X, y, domain = stack_domains(np.zeros((2, 8, 8)), np.ones((2, 4)), np.zeros((3, 8, 8)))
+    >>> X, y, domain = stack_domains(np.zeros((2, 8, 8)), np.full((2, 4), 0.5),
+    ...                              np.zeros((3, 8, 8)))
     >>> X.shape, int(np.isnan(y).all(axis=1).sum()), domain.tolist()
     ((5, 8, 8), 3, [1, 1, -1, -1, -1])
     """
