@@ -63,8 +63,8 @@ class CutoutCropper(TransformerMixin, BaseEstimator):
     >>> stack = CutoutCropper(size=32).fit_transform(cutouts)
     >>> stack.data.shape
     (2, 32, 32)
-    >>> stack.meta["flag"].tolist()  # the second one was padded (and is 41% masked)
-    [0, 3]
+    >>> stack.meta["flag"].tolist()  # the first was cropped, the second padded (41% masked)
+    [8, 3]
     """
 
     def __init__(self, size=64):
