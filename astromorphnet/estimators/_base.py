@@ -92,13 +92,12 @@ def fit_atomically(fit):
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
         self._validate_params()
-        work = object.__new__(type(self))
-        work.__dict__.update({key: value for key, value in self.__dict__.items()
-                              if not _is_fitted_attribute(key)})
-        with _global_random_state_kept():
-            fit(work, *args, **kwargs)
         unfitted = {key: value for key, value in self.__dict__.items()
                     if not _is_fitted_attribute(key)}
+        work = object.__new__(type(self))
+        work.__dict__.update(unfitted)
+        with _global_random_state_kept():
+            fit(work, *args, **kwargs)
         self.__dict__ = {**unfitted, **{key: value for key, value in work.__dict__.items()
                                          if _is_fitted_attribute(key)}}
         return self
