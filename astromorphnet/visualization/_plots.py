@@ -9,10 +9,11 @@ import numpy as np
 
 from ..catalog._targets import TARGET_UNITS, TARGETS
 
-__all__ = ["plot_distributions", "plot_predicted_vs_true"]
+__all__ = ["plot_calibration_curve", "plot_distributions", "plot_predicted_vs_true"]
 
 # pytest-doctestplus: skip the Examples where matplotlib is not installed.
-__doctest_requires__ = {("plot_distributions", "plot_predicted_vs_true"): ["matplotlib"]}
+__doctest_requires__ = {("plot_calibration_curve", "plot_distributions",
+                         "plot_predicted_vs_true"): ["matplotlib"]}
 
 #: Parameters drawn on logarithmic axes.
 _LOG_TARGETS = ("r_eff", "sersic_n")
@@ -221,6 +222,152 @@ def plot_distributions(y_true, y_pred, *, targets=None, bins=30, axes=None):
         ax.set_ylabel("Number of galaxies")
         ax.legend(fontsize="small")
     return fig
+
+
+def plot_calibration_curve(table, *, ax=None, label=None, **plot_kwargs):
+    """Observed against nominal coverage, one line per parameter, with the diagonal.
+
+    Calibrated uncertainties follow the diagonal; below it they are
+    over-confident (intervals too narrow), above it under-confident.  The
+    grey band around the diagonal is where a calibrated estimate falls 95 %
+    of the time, ±2 binomial standard errors for the number of galaxies
+    ``table.meta["n"]`` (drawn when known; the smallest ``n`` of several
+    tables).  Each parameter keeps its colour; several tables (e.g. before
+    and after calibration) differ by line style.
+
+    Parameters
+    ----------
+    table : `~astropy.table.QTable` or dict
+        A `~astromorphnet.metrics.calibration_curve` table (column
+        ``nominal`` and one column per parameter), or ``{label: table}`` to
+        overlay several, each in its line style.
+    ax : `~matplotlib.axes.Axes`, optional
+        Where to draw, e.g. an Axes already holding another curve to compare
+        with.  Default: a new figure.
+    label : str, optional
+        Legend label of a single table, appended to the parameter names
+        (for a dict, its keys are the labels).
+    **plot_kwargs
+        Passed to `matplotlib.axes.Axes.plot` (default ``marker="o"``,
+        ``markersize=3``), e.g. ``linestyle="--"`` for a second curve drawn
+        on the same ``ax``.
+
+    Returns
+    -------
+    fig : `~matplotlib.figure.Figure`
+        The figure holding the plot (that of ``ax`` when given).
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If a table lacks the ``nominal`` column or any parameter column, a
+        coverage lies outside [0, 1], the dict is empty, ``label`` is given
+        with a dict, or ``ax`` is not an Axes.
+
+    See Also
+    --------
+    astromorphnet.metrics.calibration_curve : The table plotted.
+
+    Notes
+    -----
+    Like `plot_predicted_vs_true`, a new figure is made without
+    `matplotlib.pyplot`; see there how to show or save it.
+
+    Examples
+    --------
+    >>> from astropy.table import QTable
+    >>> from astromorphnet.visualization import plot_calibration_curve
+    >>> before = QTable({"nominal": [0.25, 0.5, 0.75], "mag": [0.1, 0.3, 0.5],
+    ...                  "r_eff": [0.2, 0.4, 0.6]}, meta={"n": 500})
+    >>> after = QTable({"nominal": [0.25, 0.5, 0.75], "mag": [0.26, 0.49, 0.76],
+    ...                 "r_eff": [0.24, 0.52, 0.74]}, meta={"n": 500})
+    >>> fig = plot_calibration_curve({"sims only": before, "calibrated": after})
+    >>> ax = fig.axes[0]
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('Nominal coverage', 'Observed coverage')
+    >>> labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    >>> labels[0], labels[1:4:2]
+    ('±2σ, n = 500', ['magnitude (sims only)', 'magnitude (calibrated)'])
+
+    The same, curve by curve on one Axes:
+
+    >>> fig = plot_calibration_curve(before, label="sims only")
+    >>> fig = plot_calibration_curve(after, ax=fig.axes[0], label="calibrated", linestyle="--")
+    >>> len(fig.axes[0].get_lines())  # the diagonal and two curves per table
+    5
+    """
+    _import_matplotlib()
+    from matplotlib.axes import Axes
+
+    is_dict = isinstance(table, dict)
+    if is_dict and label is not None:
+        raise ValueError("label names a single table; with a dict of tables, its keys "
+                         "are the labels")
+    tables = table if is_dict else {label: table}
+    if not tables:
+        raise ValueError("table is an empty dict: give {label: calibration_curve table}")
+    curves = {name: _calibration_columns(t, name if is_dict else None)
+              for name, t in tables.items()}
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4.8, 4.5), layout="constrained")
+        ax = fig.add_subplot()
+    elif not isinstance(ax, Axes):
+        raise ValueError(f"ax must be a matplotlib Axes; got {type(ax).__name__}")
+    _draw_diagonal(ax, [t.meta.get("n") for t in tables.values()])
+    styles = ("-", "--", ":", "-.")
+    for k, (name, (nominal, columns)) in enumerate(curves.items()):
+        style = {"marker": "o", "markersize": 3,
+                 **({"linestyle": styles[k % len(styles)]} if is_dict else {}), **plot_kwargs}
+        order = np.argsort(nominal)
+        for target, observed in columns.items():
+            text = _NAMES[target] if name is None else f"{_NAMES[target]} ({name})"
+            ax.plot(nominal[order], observed[order], label=text,
+                    color=f"C{TARGETS.index(target)}", **style)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Nominal coverage")
+    ax.set_ylabel("Observed coverage")
+    ax.legend(loc="upper left", fontsize="small")
+    return ax.figure
+
+
+def _calibration_columns(table, name):
+    """``nominal`` and ``{parameter: observed}`` of a calibration-curve table."""
+    what = "table" if name is None else f"table {name!r}"
+    colnames = getattr(table, "colnames", None)
+    if colnames is None or "nominal" not in colnames:
+        raise ValueError(f"{what} must be a calibration_curve table with a 'nominal' column; "
+                         f"got {type(table).__name__} with columns {colnames}")
+    columns = {t: np.asarray(table[t], dtype=np.float64) for t in TARGETS if t in colnames}
+    if not columns:
+        raise ValueError(f"{what} has no parameter column among {TARGETS}; its columns are "
+                         f"{colnames}")
+    nominal = np.asarray(table["nominal"], dtype=np.float64)
+    for column, values in {"nominal": nominal, **columns}.items():
+        if not np.all((values >= 0) & (values <= 1)):
+            raise ValueError(f"{what}: coverages must lie in [0, 1]; column {column!r} "
+                             f"holds {values[~((values >= 0) & (values <= 1))].tolist()}")
+    return nominal, columns
+
+
+def _draw_diagonal(ax, sizes):
+    """The diagonal and, for ``n`` galaxies, its ±2σ binomial band; once per Axes."""
+    if any(line.get_gid() == "calibration-diagonal" for line in ax.get_lines()):
+        return
+    ax.plot([0, 1], [0, 1], color="k", linestyle="--", linewidth=1, label="_ideal",
+            gid="calibration-diagonal")
+    sizes = [n for n in sizes if isinstance(n, (int, np.integer)) and n > 0]
+    if sizes:
+        n = min(sizes)
+        p = np.linspace(0, 1, 101)
+        half = 2 * np.sqrt(p * (1 - p) / n)
+        ax.fill_between(p, p - half, p + half, color="0.85", linewidth=0,
+                        label=f"±2σ, n = {n}")
 
 
 def _import_matplotlib():
