@@ -140,7 +140,7 @@ def test_error_prediction_bins_match_morphology_metrics(toy):
     assert table["mag_bin"].tolist() == reference["mag_bin"].tolist()
     assert table["n"].tolist() == reference["n"].tolist()
     assert table["mag_low"].unit == u.ABmag
-    assert table.meta["ideal"] == 0.6827
+    assert table.meta["ideal"] == pytest.approx(stats.norm.cdf(1) - stats.norm.cdf(-1))
     for target in ("mag", "r_eff", "sersic_n"):
         for fraction, n in zip(table[f"{target}_within_1sigma"], table["n"]):
             assert within_binomial(fraction, 0.6827, n)
