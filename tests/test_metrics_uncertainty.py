@@ -17,6 +17,8 @@ from astromorphnet.metrics import (
 
 TARGETS = ("mag", "r_eff", "sersic_n", "ellipticity")
 SIGMA = np.array([0.1, 0.4, 0.2, 0.03])
+#: Their names in the plot's legend.
+NAMES = ("magnitude", "effective radius", "Sérsic index", "ellipticity")
 N = 3000
 
 
@@ -285,9 +287,6 @@ def test_plot_calibration_curve(curves):
                       *(f"{name} (calibrated)" for name in NAMES)]
     assert ax.get_lines()[-1].get_linestyle() == "--"
     fig.savefig(io.BytesIO(), format="png")
-
-
-NAMES = ("magnitude", "effective radius", "Sérsic index", "ellipticity")
 
 
 def test_plot_calibration_curve_dict(curves):
