@@ -254,7 +254,7 @@ def _column_values(column, name, pixel_scale):
             f"to {unit!r}") from None
 
 
-def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
+def make_catalog(values, targets, *, flag, uncertainty=None, pixel_scale=None, meta=None):
     """Build the output catalog.
 
     Parameters
@@ -265,6 +265,9 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
         Column names of ``values``.
     flag : `~numpy.ndarray`
         Per-row `~astromorphnet.catalog.SersicFlag` bits.
+    uncertainty : tuple of `~numpy.ndarray`, optional
+        ``(err, lo, hi)``, each shaped like ``values``: 1σ errors and the
+        bounds of a central interval, in the units of `TARGET_UNITS`.
     pixel_scale : `~numpy.ndarray`, optional
         Per-row arcsec/pixel; adds ``r_eff_arcsec`` when any is known.
     meta : dict, optional
@@ -273,9 +276,11 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
     Returns
     -------
     catalog : `SersicCatalog`
-        One column per target in its unit of `TARGET_UNITS`, then
-        ``r_eff_arcsec`` [arcsec] (when ``r_eff`` is a target and a pixel
-        scale is known), and ``flag``; ``meta`` holds the package version,
+        One column per target in its unit of `TARGET_UNITS`, each followed
+        (with ``uncertainty``) by ``<target>_err``, ``<target>_lo`` and
+        ``<target>_hi`` (``mag_err`` in mag, a magnitude difference);
+        ``r_eff_arcsec`` [arcsec] (and ``r_eff_arcsec_err``) after ``r_eff``
+        when a pixel scale is known; then ``flag``; ``meta`` holds the package version,
         the creation date (UTC) and ``meta``.
 
     Examples
@@ -292,12 +297,24 @@ def make_catalog(values, targets, *, flag, pixel_scale=None, meta=None):
     from .. import __version__
 
     catalog = SersicCatalog()
+    err, lo, hi = uncertainty if uncertainty is not None else (None,) * 3
     for j, name in enumerate(targets):
-        catalog[name] = values[:, j] * TARGET_UNITS[name]
+        unit = TARGET_UNITS[name]
+        catalog[name] = values[:, j] * unit
         catalog[name].info.format = ".3f"
+        if err is not None:
+            # An error is a difference: magnitudes differ in mag, not ABmag.
+            catalog[f"{name}_err"] = err[:, j] * (u.mag if name == "mag" else unit)
+            catalog[f"{name}_lo"] = lo[:, j] * unit
+            catalog[f"{name}_hi"] = hi[:, j] * unit
+            for suffix in ("_err", "_lo", "_hi"):
+                catalog[name + suffix].info.format = ".3f"
         if name == "r_eff" and pixel_scale is not None and np.isfinite(pixel_scale).any():
             catalog["r_eff_arcsec"] = values[:, j] * pixel_scale * u.arcsec
             catalog["r_eff_arcsec"].info.format = ".4f"
+            if err is not None:
+                catalog["r_eff_arcsec_err"] = err[:, j] * pixel_scale * u.arcsec
+                catalog["r_eff_arcsec_err"].info.format = ".4f"
     catalog["flag"] = np.asarray(flag, dtype=np.int32)
     catalog.meta.update({
         "astromorphnet_version": __version__,

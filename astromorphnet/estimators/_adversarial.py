@@ -65,9 +65,13 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         stopping.
     validation_fraction : float, default=0.2
         Fraction of each domain held out for early stopping.
-    loss : str or keras loss, default="mse"
-        Regression loss on the standardised targets.
-    normalization, log_targets, image_size, zeropoint, pixel_scale, random_state, verbose
+    loss : str or keras loss, default="laplace"
+        Regression loss on the standardised targets; a likelihood
+        (``"laplace"``, ``"gaussian"``) gives per-galaxy errors (see
+        `SersicCNNRegressor`).
+    normalization, log_targets, image_size, n_members, coverage
+        As for `SersicCNNRegressor`.
+    zeropoint, pixel_scale, random_state, verbose
         As for `SersicCNNRegressor`.
 
     Attributes
@@ -81,6 +85,8 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     n_epochs_, target_scaler_, normalizer_, input_shape_, unit_, targets_, label_range_
         As for `SersicCNNRegressor` (the target scaler is fitted on the rows
         that feed the regression loss only).
+    likelihood_, n_members_, calibration_
+        As for `SersicCNNRegressor`.
     saved_versions_ : dict or None
         Package versions of the session that saved this estimator (set by
         `load` or unpickling; None for files written before they were
@@ -132,9 +138,10 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     def __init__(self, supervised=True, architecture="thesis", *, targets=TARGETS, alpha=0.9,
                  reversal_strength=1.0, reversal_warmup=0, domain_units=(128, 64),
                  learning_rate=1e-4, batch_size=16, max_epochs=300, patience=20,
-                 validation_fraction=0.2, loss="mse", normalization="asinh",
-                 log_targets=("r_eff", "sersic_n"), image_size=None, zeropoint=None,
-                 pixel_scale=None, random_state=None, verbose=0):
+                 validation_fraction=0.2, loss="laplace", normalization="asinh",
+                 log_targets=("r_eff", "sersic_n"), image_size=None, n_members=1,
+                 coverage=0.68, zeropoint=None, pixel_scale=None, random_state=None,
+                 verbose=0):
         self.supervised = supervised
         self.architecture = architecture
         self.targets = targets
@@ -151,6 +158,8 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         self.normalization = normalization
         self.log_targets = log_targets
         self.image_size = image_size
+        self.n_members = n_members
+        self.coverage = coverage
         self.zeropoint = zeropoint
         self.pixel_scale = pixel_scale
         self.random_state = random_state
@@ -206,13 +215,14 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     def _build_model(self, n_outputs):
         import keras
 
-        from ..models import build_dann, get_architecture
+        from ..models import build_dann
 
-        regressor = get_architecture(self.architecture)(self.input_shape_ + (1,), n_outputs)
-        model = build_dann(regressor, domain_units=tuple(self.domain_units),
+        model = build_dann(self._build_regressor(n_outputs),
+                           domain_units=tuple(self.domain_units),
                            strength=self.reversal_strength)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                      loss={"sersic": self.loss, "domain": "binary_crossentropy"},
+                      loss={"sersic": self._keras_loss(self.loss),
+                            "domain": "binary_crossentropy"},
                       loss_weights={"sersic": self.alpha, "domain": 1.0 - self.alpha},
                       metrics={"domain": ["binary_accuracy"]})
         return model

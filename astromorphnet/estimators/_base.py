@@ -9,6 +9,7 @@ import functools
 import hashlib
 import random
 import time
+import weakref
 from numbers import Integral, Real
 
 import astropy.units as u
@@ -27,6 +28,8 @@ from ..catalog._flags import SersicFlag
 from ..catalog._targets import (TARGETS, check_targets, labels_to_array, make_catalog,
                                 require_zeropoint)
 from ..preprocessing import ImageNormalizer
+from ..uncertainty import FAMILIES, ConformalCalibration, SersicDistribution
+from ..uncertainty._conformal import DomainDensityRatio, warn_if_few
 
 __all__ = ["BaseSersicRegressor", "fit_atomically", "load"]
 
@@ -40,6 +43,9 @@ PREDICT_BATCH = 256
 #: extra memory of a fit to ~1.5 GiB.
 IN_MEMORY_LIMIT = 2**29
 _OUTPUTS = ("catalog", "array")
+#: Two-output views (regression, features) of fitted networks, built once
+#: per network and never pickled with the estimator.
+_FEATURE_MODELS = weakref.WeakKeyDictionary()
 
 #: Constraints of the parameters that define a network of its own
 #: (`SersicCNNRegressor`, `AdversarialDARegressor`; a fine-tuned network
@@ -52,6 +58,7 @@ NETWORK_CONSTRAINTS = {
     "normalization": [StrOptions({"asinh", "linear"}), ImageNormalizer, None],
     "log_targets": [str, list, tuple],
     "image_size": [Interval(Integral, 1, None, closed="left"), list, tuple, None],
+    "n_members": [Interval(Integral, 1, None, closed="left")],
 }
 
 
@@ -147,6 +154,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "zeropoint": [Interval(Real, None, None, closed="neither"), None],
         "pixel_scale": [Interval(Real, 0, None, closed="neither"), u.Quantity, None],
+        "coverage": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -162,6 +170,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"log_targets {sorted(unknown)} are not Sérsic parameters; "
                              f"choose among {TARGETS}")
         self.log_targets_ = tuple(t for t in self.targets_ if t in log_targets)
+        self._set_head(self.loss, self.n_members)
         if y is None:
             y = getattr(X, "truth", None)  # a simulated set carries its labels
         if y is None:
@@ -184,6 +193,25 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         _check_not_blank(stamps)
         self._y_1d_ = not isinstance(y, Table) and np.asarray(y).ndim == 1
         return stamps, labels, _check_sample_weight(sample_weight, len(labels))
+
+    def _set_head(self, loss, n_members):
+        """Record the network head: its likelihood family (or None) and ensemble size."""
+        self.likelihood_ = loss if isinstance(loss, str) and loss in FAMILIES else None
+        if n_members > 1 and self.likelihood_ is None:
+            raise ValueError(f"an ensemble (n_members={n_members}) needs a likelihood loss, "
+                             f"one of {sorted(FAMILIES)}, to combine its members' "
+                             f"uncertainties; got loss={loss!r}")
+        self.n_members_ = int(n_members)
+
+    def _network_width(self, n_targets):
+        """Outputs of the network: per member, a location (and a log-scale) per target."""
+        return n_targets * (1 if self.likelihood_ is None else 2) * self.n_members_
+
+    def _keras_loss(self, loss):
+        """The Keras loss for ``loss`` (a likelihood name becomes its loss object)."""
+        from ..models import LIKELIHOODS
+
+        return LIKELIHOODS[loss]() if isinstance(loss, str) and loss in LIKELIHOODS else loss
 
     def _fit_preprocessing(self, stamps, labels):
         """Learn input shape, unit, normaliser and target scaler."""
@@ -230,12 +258,15 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         return z
 
     def _decode(self, z, zeropoint):
-        labels = z.copy()
+        """Scaled network space -> catalog units (monotonically increasing, inf-safe)."""
+        scaler = self.target_scaler_
+        encoded = z * scaler.scale_ + scaler.mean_
+        labels = encoded.copy()
         for j, name in enumerate(self.targets_):
             if name in self.log_targets_:
-                labels[:, j] = 10.0 ** z[:, j]
+                labels[:, j] = 10.0 ** encoded[:, j]
             if name == "mag":
-                labels[:, j] = z[:, j] + zeropoint
+                labels[:, j] = encoded[:, j] + zeropoint
         return labels
 
     def _read(self, stamps, start, stop):
@@ -252,14 +283,20 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         keras.utils.set_random_seed(seed)
         return seed
 
-    def _build_model(self, n_outputs):
+    def _build_regressor(self, n_targets):
+        """The (uncompiled) regression network: ``architecture``, its head, its members."""
+        from ..models import build_ensemble, get_architecture
+
+        builder = build_ensemble(get_architecture(self.architecture), self.n_members_)
+        return builder(self.input_shape_ + (1,), self._network_width(n_targets))
+
+    def _build_model(self, n_targets):
         """Build and compile the network chosen by ``architecture``."""
         import keras
 
-        from ..models import get_architecture
-
-        model = get_architecture(self.architecture)(self.input_shape_ + (1,), n_outputs)
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
+        model = self._build_regressor(n_targets)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                      loss=self._keras_loss(self.loss))
         return model
 
     def _split(self, n, seed):
@@ -325,15 +362,15 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
                   f"{self.history_[monitor][best]:.4g} at epoch {best + 1}")
 
     # -- prediction --------------------------------------------------------
-    def _predict_labels(self, X):
-        """Predicted labels (catalog units), flags and the stamps."""
+    def _predict_raw(self, X, features=False):
+        """Network outputs (and features) for cutouts, their flags and stamps."""
         check_is_fitted(self)
         stamps = as_stamps(X, pixel_scale=self.pixel_scale, zeropoint=self.zeropoint)
         stamps.convert_to(self.unit_)
         if "mag" in self.targets_:
             require_zeropoint(stamps.zeropoint)
         n = len(stamps)
-        z = np.empty((n, len(self.targets_)), np.float64)
+        raw, feats = [], []
         flag = np.empty(n, np.int64)
         progbar = None
         if self.verbose and n > PREDICT_CHUNK:
@@ -344,17 +381,57 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         for start in range(0, n, PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, n)
             x, flag[start:stop] = self._read(stamps, start, stop)
-            z[start:stop] = self._network_predict(x)
+            if features:
+                out, feat = self._network_predict_features(x)
+                feats.append(feat.reshape(len(x), -1))
+            else:
+                out = self._network_predict(x)
+            raw.append(np.asarray(out, np.float64))
             if progbar is not None:
                 progbar.update(stop)
-        labels = self._decode(self.target_scaler_.inverse_transform(z), stamps.zeropoint)
+        return np.concatenate(raw), (np.concatenate(feats) if features else None), flag, stamps
+
+    def _distribution(self, raw, stamps, features=None):
+        """The `SersicDistribution` of network outputs ``raw``."""
+        k = len(self.targets_)
+        calibration = getattr(self, "calibration_", None)
+        likelihood = getattr(self, "likelihood_", None)  # None: files saved before heads
+        if likelihood is None:
+            loc, scale, family = raw, np.ones_like(raw), None
+        else:
+            from keras import ops
+
+            from ..models import split_outputs
+
+            loc, log_scale = (ops.convert_to_numpy(part).astype(np.float64)
+                              for part in split_outputs(raw, k))
+            scale = np.exp(np.clip(log_scale, -12.0, 12.0))
+            loc, scale, family = _combine_members(loc, scale, likelihood)
+        weights = None
+        if calibration is not None and calibration.weighted:
+            weights = calibration.density_ratio(features)
+        return SersicDistribution(self.targets_, loc, scale, family,
+                                  functools.partial(self._decode, zeropoint=stamps.zeropoint),
+                                  calibration=calibration, weights=weights)
+
+    def _has_uncertainty(self):
+        return (getattr(self, "likelihood_", None) is not None
+                or getattr(self, "calibration_", None) is not None)
+
+    def _predict(self, X):
+        """``(distribution, flag, stamps)`` of cutouts, with the OUT_OF_RANGE flag set."""
+        calibration = getattr(self, "calibration_", None)
+        weighted = calibration is not None and calibration.weighted
+        raw, features, flag, stamps = self._predict_raw(X, features=weighted)
+        distribution = self._distribution(raw, stamps, features)
         low, high = self.label_range_
+        labels = distribution.median
         outside = ((labels < low) | (labels > high)).any(axis=1)
         flag[outside] |= SersicFlag.OUT_OF_RANGE
-        return labels, flag, stamps
+        return distribution, flag, stamps
 
     def predict(self, X):
-        """Measure the Sérsic parameters of cutouts.
+        """Measure the Sérsic parameters of cutouts, with their uncertainties.
 
         Parameters
         ----------
@@ -366,11 +443,17 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         catalog : `~astropy.table.QTable` or `~numpy.ndarray`
-            By default a catalog with one row per cutout: the targets with
-            units (``mag`` in ABmag, ``r_eff`` in pix and, where the pixel scale
-            is known, ``r_eff_arcsec``), ``flag`` (`~astromorphnet.catalog.SersicFlag`
-            bits) and provenance ``meta``.  After ``set_output(predict="array")``,
-            an array shaped like the training ``y``.
+            By default a catalog with one row per cutout: each target with
+            its unit (``mag`` in ABmag, ``r_eff`` in pix and, where the pixel
+            scale is known, ``r_eff_arcsec``), followed, when the estimator
+            gives uncertainties (a likelihood ``loss``, or after
+            `calibrate`), by ``<target>_err`` (1σ: half the central 68.27 %
+            interval; ``mag_err`` in mag) and ``<target>_lo``/``<target>_hi``
+            (the central interval of probability ``coverage``); then
+            ``flag`` (`~astromorphnet.catalog.SersicFlag` bits) and
+            provenance ``meta`` (with ``coverage`` and ``calibrated``).
+            After ``set_output(predict="array")``, an array of point
+            estimates shaped like the training ``y``.
 
         Raises
         ------
@@ -379,19 +462,160 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         sklearn.exceptions.NotFittedError
             If called before ``fit``.
         """
-        labels, flag, stamps = self._predict_labels(X)
+        distribution, flag, stamps = self._predict(X)
+        labels = distribution.median
         if self._output_kind() == "array":
             return labels[:, 0] if self._y_1d_ else labels
-        return make_catalog(labels, self.targets_, flag=flag,
-                            pixel_scale=stamps.pixel_scale, meta=self._catalog_meta())
+        meta = self._catalog_meta()
+        uncertainty = None
+        if self._has_uncertainty():
+            uncertainty = (distribution.error, *distribution.interval(self.coverage))
+            meta.update(coverage=self.coverage, calibrated=distribution.calibrated)
+        return make_catalog(labels, self.targets_, flag=flag, uncertainty=uncertainty,
+                            pixel_scale=stamps.pixel_scale, meta=meta)
+
+    def predict_distribution(self, X):
+        """Per-galaxy predictive distributions, for intervals at any coverage.
+
+        Parameters
+        ----------
+        X : cutouts
+            As for `predict`.
+
+        Returns
+        -------
+        distribution : `~astromorphnet.uncertainty.SersicDistribution`
+            ``median`` (point estimates), ``error`` (1σ) and
+            ``interval(coverage)``, in catalog units, for every cutout; the
+            network runs once.
+
+        Raises
+        ------
+        ValueError
+            If the estimator gives no uncertainties: trained with a point
+            loss (such as ``"mae"``) and not calibrated.
+        sklearn.exceptions.NotFittedError
+            If called before ``fit``.
+        """
+        check_is_fitted(self)
+        if not self._has_uncertainty():
+            raise ValueError(
+                f"this {type(self).__name__} gives no uncertainties: it was trained with "
+                f"loss={self.loss!r}, a point loss; train it with a likelihood loss "
+                f"({', '.join(map(repr, sorted(FAMILIES)))}) or calibrate() it on labelled "
+                "galaxies")
+        return self._predict(X)[0]
+
+    def calibrate(self, X, y=None, sample_domain=None):
+        """Calibrate the uncertainties on galaxies of the domain to be measured.
+
+        Conformal prediction (`~astromorphnet.uncertainty.ConformalCalibration`):
+        the normalised residuals of calibration galaxies set, per parameter,
+        how wide an interval must be to reach its stated coverage.
+
+        * Labelled target galaxies (no ``sample_domain``, or rows with
+          ``sample_domain < 0`` and finite labels): split-conformal scaling;
+          the stated coverage then holds on galaxies like them.  Use
+          galaxies the network was not trained on.
+        * Unlabelled target galaxies: give labelled source galaxies (held-out
+          simulations, ``sample_domain > 0``) and unlabelled target ones
+          (``sample_domain < 0``, NaN labels).  A domain classifier on the
+          network's features weighs the source residuals by the density
+          ratio target/source (weighted conformal prediction under covariate
+          shift, Tibshirani et al. 2019).
+
+        Works for every estimator, after any training; a point-loss network
+        gets intervals of constant width in its regressed space.  A refit
+        drops the calibration; `save` keeps it.
+
+        Parameters
+        ----------
+        X : cutouts
+            Calibration cutouts, in any form `predict` takes.
+        y : `~astropy.table.QTable` or array-like, optional
+            Their labels (NaN rows for unlabelled target galaxies); optional
+            for a `~astromorphnet.simulation.SimulatedDataset`.
+        sample_domain : array-like of int, optional
+            Positive for source, negative for target rows (the convention of
+            `AdversarialDARegressor`).  Default: all rows are target.
+
+        Returns
+        -------
+        self
+            The estimator, with ``calibration_`` set.
+
+        Raises
+        ------
+        ValueError
+            If there are no labelled calibration galaxies, or (weighted case)
+            no unlabelled target ones; on malformed input.
+        sklearn.exceptions.NotFittedError
+            If called before ``fit``.
+
+        Warns
+        -----
+        astropy.utils.exceptions.AstropyUserWarning
+            If the (effective) number of calibration galaxies is too small
+            for reliable 95 % intervals.
+        """
+        from ._domains import check_sample_domain
+
+        check_is_fitted(self)
+        if y is None:
+            y = getattr(X, "truth", None)
+        if y is None:
+            raise ValueError("calibrate needs the calibration galaxies' labels y")
+        raw, features, _, stamps = self._predict_raw(X, features=sample_domain is not None)
+        labels = labels_to_array(y, self.targets_, pixel_scale=stamps.pixel_scale,
+                                 allow_nan=True)
+        if len(labels) != len(stamps):
+            raise ValueError(f"X has {len(stamps)} cutouts but y has {len(labels)} label "
+                             "rows; give exactly one label row per cutout")
+        target = (np.ones(len(labels), bool) if sample_domain is None
+                  else check_sample_domain(sample_domain, labels, require_both=False))
+        labelled = np.isfinite(labels).all(axis=1)
+        source_rows = np.flatnonzero(~target & labelled)
+        target_rows = np.flatnonzero(target & labelled)
+        weights = density_ratio = None
+        if len(target_rows):
+            rows = target_rows  # labelled target galaxies: plain split conformal
+        elif len(source_rows) and target.any():
+            rows = source_rows
+            density_ratio = DomainDensityRatio(random_state=self.random_state).fit(
+                features[source_rows], features[target])
+            weights = density_ratio(features[source_rows])
+        else:
+            raise ValueError("calibrate needs labelled target galaxies, or labelled source "
+                             "and unlabelled target galaxies (sample_domain > 0 and < 0)")
+        true = self.target_scaler_.transform(self._encode(labels[rows], stamps.take(rows)))
+        distribution = self._distribution(raw[rows], stamps.take(rows))
+        scores = np.abs(true - distribution._loc) / distribution._scale
+        calibration = ConformalCalibration(scores, weights, density_ratio)
+        warn_if_few(calibration)
+        self.calibration_ = calibration
+        return self
 
     def _catalog_meta(self):
         return {"estimator": type(self).__name__, "model": self.model_.name,
                 "model_id": self.model_id_, "n_epochs": self.n_epochs_}
 
     def _network_predict(self, x):
-        """Scaled-target predictions of the network for preprocessed cutouts."""
+        """Network outputs for preprocessed cutouts (scaled targets, log-scales)."""
         return self.model_.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+
+    def _network_predict_features(self, x):
+        """Network outputs and the ``"features"`` layer's output."""
+        import keras
+
+        from ..models import feature_layer
+
+        model = _FEATURE_MODELS.get(self.model_)
+        if model is None:
+            output = self.model_.output
+            output = output["sersic"] if isinstance(output, dict) else output
+            model = keras.Model(self.model_.inputs, [output, feature_layer(self.model_).output])
+            _FEATURE_MODELS[self.model_] = model
+        return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
     def score(self, X, y, sample_weight=None):
         """Mean coefficient of determination R² over the target parameters.
@@ -411,10 +635,10 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             `sklearn.metrics.r2_score` averaged uniformly over the targets
             (per-target values: `astromorphnet.metrics.r2_table`).
         """
-        pred, _, stamps = self._predict_labels(X)
+        distribution, _, stamps = self._predict(X)
         true = labels_to_array(y, self.targets_,
                                pixel_scale=stamps.pixel_scale)
-        return r2_score(true, pred, sample_weight=sample_weight)
+        return r2_score(true, distribution.median, sample_weight=sample_weight)
 
     # -- output switch -----------------------------------------------------
     def set_output(self, *, predict=None):
@@ -644,3 +868,19 @@ def _check_sample_weight(sample_weight, n):
     if not sw.any():
         raise ValueError("sample_weight is all zero: at least one weight must be positive")
     return sw.astype(np.float32)
+
+
+def _combine_members(loc, scale, family):
+    """One distribution per galaxy from an ensemble's members ``(n, members, k)``.
+
+    One member keeps its family.  Several are moment-matched by a Gaussian
+    (Lakshminarayanan et al. 2017): the mean of the members' locations, and
+    a variance that adds their spread (epistemic) to their mean variance
+    (aleatoric).
+    """
+    if loc.shape[1] == 1:
+        return loc[:, 0], scale[:, 0], family
+    std = scale * FAMILIES[family][1]
+    mean = loc.mean(axis=1)
+    variance = (std ** 2 + loc ** 2).mean(axis=1) - mean ** 2
+    return mean, np.sqrt(np.maximum(variance, 0.0)), "gaussian"

@@ -14,8 +14,10 @@ class SersicCNNRegressor(BaseSersicRegressor):
     set's noise (`~astromorphnet.preprocessing.ImageNormalizer`), targets are
     standardised (optionally in log10), and training stops early on a
     validation split, keeping the best epoch.  The defaults reproduce the
-    reference thesis's network and training (Adam, lr 1e-4, batch 16, MAE,
-    patience 10, up to 100 epochs).
+    reference thesis's network and training (Adam, lr 1e-4, batch 16,
+    patience 10, up to 100 epochs), with one change: the loss is the Laplace
+    likelihood, whose location is the thesis's MAE estimate and whose scale
+    gives every galaxy its error (``loss="mae"`` restores the thesis).
 
     Parameters
     ----------
@@ -35,8 +37,13 @@ class SersicCNNRegressor(BaseSersicRegressor):
         Epochs without improvement of the validation loss before stopping.
     validation_fraction : float, default=0.1
         Fraction of the training cutouts held out for early stopping.
-    loss : str or keras loss, default="mae"
-        Training loss on the standardised targets.
+    loss : str or keras loss, default="laplace"
+        Training loss on the standardised targets.  A likelihood, ``"laplace"``
+        (the heteroscedastic form of the mean absolute error) or
+        ``"gaussian"``, gives the network a second output per target, its
+        log-scale, and the catalog per-galaxy errors; a point loss
+        (``"mae"``, the reference thesis's, ``"mse"`` or a Keras loss) gives
+        point estimates only (errors after `calibrate`).
     normalization : {"asinh", "linear"}, ImageNormalizer or None, default="asinh"
         Pixel stretch; None when the pipeline normalises already.
     log_targets : tuple of str, default=("r_eff", "sersic_n")
@@ -45,6 +52,14 @@ class SersicCNNRegressor(BaseSersicRegressor):
     image_size : int or tuple of int, optional
         Network input ``(ny, nx)``; cutouts are centre-cropped/padded to it.
         Default: the shape of the first training cutout.
+    n_members : int, default=1
+        Networks in a deep ensemble (`~astromorphnet.models.build_ensemble`),
+        trained together with different initialisations; their spread adds
+        the epistemic uncertainty to each galaxy's error.  Training and
+        prediction cost ``n_members`` times more.  Needs a likelihood loss.
+    coverage : float, default=0.68
+        Probability of the central interval ``<target>_lo``/``<target>_hi``
+        in catalogs.
     zeropoint : float, optional
         AB magnitude of a source whose pixels sum to 1 in the pixel unit seen
         at fit time (cutouts in another convertible unit are converted
@@ -84,6 +99,12 @@ class SersicCNNRegressor(BaseSersicRegressor):
         Learned targets.
     label_range_ : tuple of `~numpy.ndarray`
         Per-target minimum and maximum training label (``OUT_OF_RANGE`` flag).
+    likelihood_ : str or None
+        Likelihood family of the network head (None for a point loss).
+    n_members_ : int
+        Ensemble size.
+    calibration_ : `~astromorphnet.uncertainty.ConformalCalibration`
+        Set by `calibrate`.
     saved_versions_ : dict or None
         Package versions of the session that saved this estimator (set by
         `load` or unpickling; None for files written before they were
@@ -103,8 +124,8 @@ class SersicCNNRegressor(BaseSersicRegressor):
     >>> reg = SersicCNNRegressor(architecture="light", max_epochs=2, learning_rate=1e-3,
     ...                          zeropoint=truth.meta["zeropoint"], random_state=0)
     >>> catalog = reg.fit(images, truth).predict(images[:3])
-    >>> catalog.colnames
-    ['mag', 'r_eff', 'sersic_n', 'ellipticity', 'flag']
+    >>> catalog.colnames[:5]
+    ['mag', 'mag_err', 'mag_lo', 'mag_hi', 'r_eff']
     >>> catalog["mag"].unit
     Unit("mag(AB)")
     """
@@ -114,9 +135,9 @@ class SersicCNNRegressor(BaseSersicRegressor):
 
     def __init__(self, architecture="thesis", *, targets=TARGETS, learning_rate=1e-4,
                  batch_size=16, max_epochs=100, patience=10, validation_fraction=0.1,
-                 loss="mae", normalization="asinh", log_targets=("r_eff", "sersic_n"),
-                 image_size=None, zeropoint=None, pixel_scale=None, random_state=None,
-                 verbose=0):
+                 loss="laplace", normalization="asinh", log_targets=("r_eff", "sersic_n"),
+                 image_size=None, n_members=1, coverage=0.68, zeropoint=None,
+                 pixel_scale=None, random_state=None, verbose=0):
         self.architecture = architecture
         self.targets = targets
         self.learning_rate = learning_rate
@@ -128,6 +149,8 @@ class SersicCNNRegressor(BaseSersicRegressor):
         self.normalization = normalization
         self.log_targets = log_targets
         self.image_size = image_size
+        self.n_members = n_members
+        self.coverage = coverage
         self.zeropoint = zeropoint
         self.pixel_scale = pixel_scale
         self.random_state = random_state

@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._input import as_stamps
 from ..catalog._targets import TARGETS, check_targets, labels_to_array
+from ..uncertainty import FAMILIES
 from ._base import (BaseSersicRegressor, _check_not_blank, _check_sample_weight,
                     fit_atomically, load)
 from ._domains import DomainScoreMixin, check_sample_domain
@@ -20,7 +21,7 @@ __all__ = ["TransferLearningRegressor"]
 
 #: Fitted preprocessing state taken over from the pretrained estimator.
 _ADOPTED = ("targets_", "log_targets_", "input_shape_", "unit_", "normalizer_",
-            "target_scaler_", "label_range_", "_y_1d_")
+            "target_scaler_", "label_range_", "_y_1d_", "likelihood_", "n_members_")
 
 
 class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
@@ -60,7 +61,13 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
     validation_fraction : float, default=0.2
         Fraction of the target rows held out to choose the best epoch.
     loss : str or keras loss, optional
-        Fine-tuning loss; default: the pretrained estimator's.
+        Fine-tuning loss; default: the pretrained estimator's.  A network
+        with a likelihood head (per-galaxy errors) fine-tunes with a
+        likelihood (``"laplace"`` or ``"gaussian"``), a point network with a
+        point loss.
+    coverage : float, default=0.68
+        Probability of the catalogs' central intervals (see
+        `SersicCNNRegressor`).
     zeropoint, pixel_scale : optional
         For target cutouts whose meta, unit or WCS give none (see
         `SersicCNNRegressor`); ``zeropoint`` refers to pixels in the unit seen
@@ -81,6 +88,12 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         Fine-tuning history.
     target_scaler_, normalizer_, input_shape_, unit_, targets_, label_range_
         Taken over from the pretrained estimator.
+    likelihood_, n_members_
+        The network head's likelihood family and ensemble size, as for
+        `SersicCNNRegressor`.
+    calibration_ : `~astromorphnet.uncertainty.ConformalCalibration`
+        Set by `calibrate` (a pretrained estimator's calibration is not
+        taken over: fine-tuning changes the network).
     saved_versions_ : dict or None
         Package versions of the session that saved this estimator (set by
         `load` or unpickling; None for files written before they were
@@ -123,7 +136,8 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
 
     def __init__(self, pretrained=None, *, trainable="all", learning_rate=1e-4, batch_size=8,
                  max_epochs=15, patience=None, validation_fraction=0.2, loss=None,
-                 zeropoint=None, pixel_scale=None, random_state=None, verbose=0):
+                 coverage=0.68, zeropoint=None, pixel_scale=None, random_state=None,
+                 verbose=0):
         self.pretrained = pretrained
         self.trainable = trainable
         self.learning_rate = learning_rate
@@ -132,6 +146,7 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.loss = loss
+        self.coverage = coverage
         self.zeropoint = zeropoint
         self.pixel_scale = pixel_scale
         self.random_state = random_state
@@ -198,6 +213,15 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         self.pretrained_ = base
         for name in _ADOPTED:
             setattr(self, name, copy.deepcopy(getattr(base, name)))
+        if self.loss is not None:
+            if (self.loss in FAMILIES) != (self.likelihood_ is not None):
+                raise ValueError(
+                    f"loss={self.loss!r} does not fit the pretrained network, whose head "
+                    + (f"is a {self.likelihood_} likelihood: fine-tune it with one of "
+                       f"{sorted(FAMILIES)}" if self.likelihood_ else
+                       "gives point estimates: fine-tune it with a point loss")
+                    + " (or leave loss=None)")
+            self._set_head(self.loss if self.likelihood_ else None, self.n_members_)
         tuned = stamps.take(rows).convert_to(self.unit_)
         _check_not_blank(tuned)
         z = self.target_scaler_.transform(self._encode(labels[rows], tuned))
@@ -245,7 +269,7 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         model.set_weights(base.model_.get_weights())
         freeze_layers(model, self.trainable)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                      loss=self.loss or _training_loss(base))
+                      loss=self._keras_loss(self.loss or _training_loss(base)))
         return model
 
 
