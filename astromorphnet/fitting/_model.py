@@ -20,6 +20,11 @@ The fit variables are well conditioned and smooth everywhere:
 The Jacobian is computed column by column: exact for flux and sky, forward
 differences of the renderer for the six others (one render each), so an
 iteration costs seven renders.
+
+Errors come from the same Jacobian at the solution (see `fit_errors`): the
+covariance of the fit variables, ``inv(J^T J)`` of the residuals weighted
+by 1/σ, scaled by χ²_ν where that exceeds 1, and carried to the catalog
+parameters by the delta method.
 """
 
 import numpy as np
@@ -29,10 +34,11 @@ from scipy.stats import chi2, f, norm
 
 from ..simulation._render import render_sersic
 
-__all__ = ["AT_BOUND", "BAD_CHI2", "BAD_DATA", "CHI2_SIGNIFICANCE", "EXTRAPOLATED", "FTOL",
-           "LOW_SN", "MAX_NFEV", "MAX_RESIDUAL_POWER", "MIN_BACKGROUND_PIXELS", "MIN_FLUX_FRACTION",
-           "MIN_PIXELS_PER_PARAMETER", "MIN_SN", "NOT_CONVERGED", "RESULT_COLUMNS", "XTOL",
-           "Limits", "chi2_nu_limit", "fit_one"]
+__all__ = ["AT_BOUND", "BAD_CHI2", "BAD_DATA", "CHI2_SIGNIFICANCE", "ERROR_COLUMNS",
+           "EXTRAPOLATED", "FTOL", "LOW_SN", "MAX_NFEV", "MAX_RESIDUAL_POWER",
+           "MIN_BACKGROUND_PIXELS", "MIN_FLUX_FRACTION", "MIN_PIXELS_PER_PARAMETER", "MIN_SN",
+           "NOT_CONVERGED", "RESULT_COLUMNS", "XTOL", "Limits", "chi2_nu_limit", "fit_errors",
+           "fit_one"]
 
 #: Finite-difference steps of the rendered variables (log r_c, log n, c1, c2, dx, dy).
 #: The renderer works in float32: steps much smaller would difference round-off.
@@ -74,9 +80,15 @@ _QUANTISED_FRACTION = 0.1
 # Fit-flag bits (mirrors FitFlag, kept here to avoid an import cycle).
 NOT_CONVERGED, AT_BOUND, BAD_DATA, LOW_SN, BAD_CHI2, EXTRAPOLATED = 1, 2, 4, 8, 16, 32
 
+#: 1σ errors returned by `fit_errors`, in order.
+ERROR_COLUMNS = ("mag_err", "r_eff_err", "sersic_n_err", "ellipticity_err", "pa_err",
+                 "x_offset_err", "y_offset_err")
 #: Columns returned by `fit_one`, in order.
 RESULT_COLUMNS = ("mag", "r_eff", "sersic_n", "ellipticity", "pa", "x_offset", "y_offset",
-                  "sky", "sn", "chi2_nu", "fit_flag")
+                  "sky", *ERROR_COLUMNS, "sn", "chi2_nu", "fit_flag")
+#: Flags whose fits have no covariance: the minimum was not reached, or a bound
+#: (clipped or active) truncates the error distribution.
+_NO_COVARIANCE = NOT_CONVERGED | AT_BOUND
 
 
 class Limits:
@@ -205,10 +217,13 @@ def fit_one(data, mask, std, kernel, psf_hlr, limits, fit_sky, zeropoint, initia
     dof = max(good.sum() - n_params, 1)
     chi2_nu = 2.0 * result.cost / dof
     model = np.exp(x[0]) * problem.unit_model(x)
+    jac = result.jac
     if uniform:
         noise, n_noise = _noise(data, good, radius, result.fun * sigma, stdfunc)
         chi2_nu *= (sigma / noise) ** 2
         sn = np.sqrt(np.sum(model**2)) / noise
+        # The residuals were weighted by 1/sigma, a placeholder: weigh by the noise.
+        jac = jac * (sigma / noise)
     else:
         n_noise = None
         sn = np.sqrt(np.sum((model * problem.weight) ** 2))
@@ -222,7 +237,77 @@ def fit_one(data, mask, std, kernel, psf_hlr, limits, fit_sky, zeropoint, initia
         flag |= EXTRAPOLATED
     mag = zeropoint - 2.5 * x[0] / np.log(10.0)
     sky = x[7] if fit_sky else np.nan
-    return [mag, r_eff, n, 1.0 - q, pa, dx, dy, sky, sn, chi2_nu, flag]
+    errors = [np.nan] * len(ERROR_COLUMNS) if flag & _NO_COVARIANCE else fit_errors(
+        jac, x, chi2_nu)
+    return [mag, r_eff, n, 1.0 - q, pa, dx, dy, sky, *errors, sn, chi2_nu, flag]
+
+
+def fit_errors(jac, x, chi2_nu):
+    """1σ errors of the catalog parameters from the fit's weighted Jacobian.
+
+    The covariance of the fit variables is ``inv(J^T J)``, ``J`` being the
+    Jacobian of the residuals weighted by 1/σ (so no further noise factor),
+    times χ²_ν when χ²_ν > 1.  Scaling only up follows the Particle Data
+    Group's scale factor (Birge ratio): a χ²_ν above 1 means residuals
+    beyond the noise (model mismatch, an uncertainty map too small) that
+    the errors must absorb, while one below 1 is, for a correct noise, the
+    statistic's own scatter (±(2/ν)^½), and shrinking the errors on it would
+    make them over-confident.  GALFIT's documentation that we could consult
+    states no rule; ``scipy.optimize.curve_fit`` (``absolute_sigma=False``)
+    and lmfit scale both ways.  The covariance is carried to
+    ``mag``, ``r_eff``, ``sersic_n``, ``ellipticity``, ``pa`` [deg],
+    ``x_offset`` and ``y_offset`` by the delta method (first-order
+    propagation through the analytic derivatives of the map from the fit
+    variables).
+
+    Parameters
+    ----------
+    jac : `~numpy.ndarray`
+        ``(pixels, variables)`` Jacobian of the 1/σ-weighted residuals at
+        the solution, in the fit variables of this module.
+    x : `~numpy.ndarray`
+        The fit variables at the solution.
+    chi2_nu : float
+        The fit's reduced χ².
+
+    Returns
+    -------
+    errors : `~numpy.ndarray`
+        The errors of `ERROR_COLUMNS`; all NaN where ``J^T J`` is singular
+        (a flat direction: the data do not constrain some combination of the
+        variables); NaN for ``r_eff``, ``ellipticity`` and ``pa`` of an
+        exactly round model, where they are not differentiable.
+    """
+    nan = np.full(len(ERROR_COLUMNS), np.nan)
+    # Columns scaled to unit norm: the rank test then sees the variables'
+    # degeneracy, not their units.
+    norms = np.linalg.norm(jac, axis=0)
+    if not (np.all(np.isfinite(jac)) and np.all(norms > 0) and np.isfinite(chi2_nu)):
+        return nan
+    _, s, vt = np.linalg.svd(jac / norms, full_matrices=False)
+    if s[-1] <= s[0] * max(jac.shape) * np.finfo(float).eps:  # numpy's matrix_rank test
+        return nan
+    cov = (vt.T / s**2) @ vt / np.outer(norms, norms) * max(chi2_nu, 1.0)
+    gradient = _catalog_gradient(x, jac.shape[1])
+    return np.sqrt(np.einsum("ij,jk,ik->i", gradient, cov, gradient))
+
+
+def _catalog_gradient(x, n_params):
+    """Derivatives of the catalog parameters of `ERROR_COLUMNS` by the fit variables."""
+    m = np.hypot(x[3], x[4])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u1, u2 = x[3] / m, x[4] / m  # NaN for a round model: no direction
+        r_eff = np.exp(x[1] + m)
+        de_dm = 2.0 * np.exp(-2.0 * m)
+        dpa = 0.5 * np.degrees(1.0) / m
+    gradient = np.zeros((len(ERROR_COLUMNS), n_params))
+    gradient[0, 0] = -2.5 / np.log(10.0)  # mag = zeropoint - 2.5 log10(F)
+    gradient[1, 1], gradient[1, 3], gradient[1, 4] = r_eff, r_eff * u1, r_eff * u2
+    gradient[2, 2] = np.exp(x[2])
+    gradient[3, 3], gradient[3, 4] = de_dm * u1, de_dm * u2  # ellipticity = 1 - exp(-2m)
+    gradient[4, 3], gradient[4, 4] = -dpa * u2, dpa * u1  # pa = atan2(c2, c1) / 2
+    gradient[5, 5] = gradient[6, 6] = 1.0
+    return gradient
 
 
 def chi2_nu_limit(dof, n_noise=None):
