@@ -203,9 +203,9 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
                              f"uncertainties; got loss={loss!r}")
         self.n_members_ = int(n_members)
 
-    def _network_width(self, n_targets):
-        """Outputs of the network: per member, a location (and a log-scale) per target."""
-        return n_targets * (1 if self.likelihood_ is None else 2) * self.n_members_
+    def _member_width(self, n_targets):
+        """Outputs of one network: a location (and a log-scale) per target."""
+        return n_targets * (1 if self.likelihood_ is None else 2)
 
     def _keras_loss(self, loss):
         """The Keras loss for ``loss`` (a likelihood name becomes its loss object)."""
@@ -288,7 +288,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         from ..models import build_ensemble, get_architecture
 
         builder = build_ensemble(get_architecture(self.architecture), self.n_members_)
-        return builder(self.input_shape_ + (1,), self._network_width(n_targets))
+        return builder(self.input_shape_ + (1,), self._member_width(n_targets))
 
     def _build_model(self, n_targets):
         """Build and compile the network chosen by ``architecture``."""
