@@ -340,7 +340,8 @@ def test_transfer_learning_chains_and_validates_sample_weight(pretrained, domain
                                       random_state=0).fit(real, real_truth)
     second = TransferLearningRegressor(first, max_epochs=1, zeropoint=ZEROPOINT,
                                        random_state=0).fit(real, real_truth)
-    assert second.model_.loss == pretrained.loss == "mae"
+    assert second.model_.loss.name == "laplace_nll" and pretrained.loss == "laplace"
+    assert second.likelihood_ == first.likelihood_ == "laplace"
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(32,\)"):
         TransferLearningRegressor(pretrained, zeropoint=ZEROPOINT).fit(
             real, real_truth, sample_weight=np.ones(3))

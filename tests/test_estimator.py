@@ -31,7 +31,8 @@ def _array(truth, targets=TARGETS):
 def test_catalog_units_flags_and_meta(fitted, survey):
     catalog = fitted.predict(survey[0][TEST])
     assert isinstance(catalog, QTable)
-    assert catalog.colnames == ["mag", "r_eff", "sersic_n", "ellipticity", "flag"]
+    assert catalog.colnames == [f"{name}{suffix}" for name in TARGETS
+                                for suffix in ("", "_err", "_lo", "_hi")] + ["flag"]
     assert catalog["mag"].unit == u.ABmag
     assert catalog["r_eff"].unit == u.pix
     assert catalog["sersic_n"].unit == u.dimensionless_unscaled
@@ -103,7 +104,8 @@ def test_subset_of_targets_and_log_targets(survey):
     images, truth = survey
     reg = make_regressor(max_epochs=1, targets=("r_eff", "sersic_n"), zeropoint=None)
     catalog = reg.fit(images[:32], truth[:32]).predict(images[TEST])
-    assert catalog.colnames == ["r_eff", "sersic_n", "flag"]
+    assert [c for c in catalog.colnames if "_" not in c or c == "r_eff"] == [
+        "r_eff", "sersic_n", "flag"]
     assert (catalog["r_eff"] > 0).all()  # log space guarantees positivity
     with pytest.raises(ValueError, match="log_targets \\['colour'\\] are not Sérsic"):
         make_regressor(log_targets=("colour",)).fit(images[:8], truth[:8])
@@ -260,7 +262,7 @@ def test_thesis_network_and_defaults_follow_the_reference_thesis():
     params = SersicCNNRegressor().get_params()
     assert (params["architecture"], params["learning_rate"], params["batch_size"],
             params["loss"], params["patience"], params["max_epochs"]) == (
-        "thesis", 1e-4, 16, "mae", 10, 100)
+        "thesis", 1e-4, 16, "laplace", 10, 100)
 
 
 def test_mixed_precision_policy(survey):

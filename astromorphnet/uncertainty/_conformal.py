@@ -180,6 +180,11 @@ class DomainDensityRatio:
         Returns
         -------
         self : DomainDensityRatio
+
+        Raises
+        ------
+        ValueError
+            If either domain has no galaxy.
         """
         source = np.asarray(source, float).reshape(len(source), -1)
         target = np.asarray(target, float).reshape(len(target), -1)
