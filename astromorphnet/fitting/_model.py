@@ -35,8 +35,8 @@ from scipy.stats import chi2, f, norm
 from ..simulation._render import render_sersic
 
 __all__ = ["AT_BOUND", "BAD_CHI2", "BAD_DATA", "CHI2_SIGNIFICANCE", "ERROR_COLUMNS",
-           "EXTRAPOLATED", "FTOL", "LOW_SN", "MAX_NFEV", "MAX_RESIDUAL_POWER",
-           "MIN_BACKGROUND_PIXELS", "MIN_FLUX_FRACTION", "MIN_PIXELS_PER_PARAMETER", "MIN_SN",
+           "EXTRAPOLATED", "FTOL", "LOW_SN", "MAX_DISTANCE_TO_MINIMUM", "MAX_NFEV",
+           "MAX_RESIDUAL_POWER", "MIN_BACKGROUND_PIXELS", "MIN_FLUX_FRACTION", "MIN_PIXELS_PER_PARAMETER", "MIN_SN",
            "NOT_CONVERGED", "RESULT_COLUMNS", "XTOL", "Limits", "chi2_nu_limit", "fit_errors",
            "fit_one"]
 
@@ -66,6 +66,12 @@ CHI2_SIGNIFICANCE = 5.0
 #: good; missing a tenth of the signal's power (residuals' rms ~30 % of the
 #: model's) is a neighbour, a wrong sign or a wrong model.
 MAX_RESIDUAL_POWER = 0.1
+#: A fit stopped (``xtol``: its trust region shrank to nothing) where a Gauss-Newton
+#: step would still lower χ² by more than this, in units of χ²_ν, is restarted once,
+#: then flagged ``NOT_CONVERGED``: it lies over a tenth of its errors from the
+#: minimum.  Converged fits of noisy simulations measured 1e-6 (median) to 4e-5
+#: (90th percentile); two stalled ones out of 200, 500 and 1700.
+MAX_DISTANCE_TO_MINIMUM = 0.01
 #: A model with less than this fraction of its light on the cutout is flagged
 #: ``EXTRAPOLATED``: its half-light isophote lies beyond the data.
 MIN_FLUX_FRACTION = 0.5
@@ -204,17 +210,28 @@ def fit_one(data, mask, std, kernel, psf_hlr, limits, fit_sky, zeropoint, initia
     if fit_sky:
         x0 = np.append(x0, sky0)
     x0 = np.clip(x0, lower, upper)
-    result = least_squares(problem.residuals, x0, jac=lambda x: problem.jacobian(x, upper),
-                           bounds=(lower, upper), method="trf", x_scale="jac", ftol=FTOL,
-                           xtol=XTOL, gtol=1e-10, max_nfev=MAX_NFEV)
-    x = result.x
-    (r_eff, n, q, pa, dx, dy), clipped = problem.parameters(x)
-    flag = 0
-    if result.status <= 0:
-        flag |= NOT_CONVERGED
-    if clipped or np.any(result.active_mask[1:7] != 0):
-        flag |= AT_BOUND
     dof = max(good.sum() - n_params, 1)
+
+    def solve(start):
+        result = least_squares(problem.residuals, start,
+                               jac=lambda x: problem.jacobian(x, upper), bounds=(lower, upper),
+                               method="trf", x_scale="jac", ftol=FTOL, xtol=XTOL, gtol=1e-10,
+                               max_nfev=MAX_NFEV)
+        at_bound = problem.parameters(result.x)[1] or np.any(result.active_mask[1:7] != 0)
+        # At a bound the gradient legitimately points beyond it.
+        far = not at_bound and _distance_to_minimum(result, dof) > MAX_DISTANCE_TO_MINIMUM
+        return result, at_bound, far
+
+    result, at_bound, far = solve(x0)
+    if far:  # the trust region collapsed short of the minimum: a fresh one
+        result, at_bound, far = solve(result.x)
+    x = result.x
+    r_eff, n, q, pa, dx, dy = problem.parameters(x)[0]
+    flag = 0
+    if result.status <= 0 or far:
+        flag |= NOT_CONVERGED
+    if at_bound:
+        flag |= AT_BOUND
     chi2_nu = 2.0 * result.cost / dof
     model = np.exp(x[0]) * problem.unit_model(x)
     jac = result.jac
@@ -308,6 +325,20 @@ def _catalog_gradient(x, n_params):
     gradient[4, 3], gradient[4, 4] = -dpa * u2, dpa * u1  # pa = atan2(c2, c1) / 2
     gradient[5, 5] = gradient[6, 6] = 1.0
     return gradient
+
+
+def _distance_to_minimum(result, dof):
+    """How far a ``least_squares`` result lies from the minimum, in units of its errors.
+
+    MINUIT's estimated distance to the minimum: the χ² a Gauss-Newton step
+    from the result would still gain, ``g^T inv(J^T J) g`` with
+    ``g = J^T f``, relative to the residuals' χ²_ν, so that it does not
+    depend on the weights' scale (noiseless data, a placeholder noise).
+    """
+    step = np.linalg.lstsq(result.jac, result.fun, rcond=None)[0]
+    gain = (result.jac.T @ result.fun) @ step
+    chi2_nu = 2.0 * result.cost / dof
+    return gain / chi2_nu if chi2_nu > 0 else 0.0
 
 
 def chi2_nu_limit(dof, n_noise=None):

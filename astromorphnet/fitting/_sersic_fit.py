@@ -39,8 +39,10 @@ class FitFlag(enum.IntFlag):
     Attributes
     ----------
     NOT_CONVERGED : int
-        The optimiser stopped at its evaluation limit before converging
-        (the ``*_err`` columns are NaN).
+        The optimiser stopped at its evaluation limit before converging, or,
+        even after a restart, short of the minimum: a Gauss-Newton step
+        would still lower χ² by more than ``MAX_DISTANCE_TO_MINIMUM`` (a
+        hundredth) of χ²_ν.  The ``*_err`` columns are NaN.
     AT_BOUND : int
         A parameter ended on one of its bounds (``r_eff``, ``sersic_n``,
         ``ellipticity``, or the centre's offset): the value is a limit, not
