@@ -140,8 +140,9 @@ def test_columns_and_units_match_make_catalog(noisy):
     assert catalog.colnames[:len(reference.colnames)] == reference.colnames
     for name in reference.colnames:
         assert getattr(catalog[name], "unit", None) == getattr(reference[name], "unit", None)
-    assert catalog.colnames[len(reference.colnames):] == ["pa", "x_offset", "y_offset", "sn",
-                                                          "chi2_nu", "fit_flag"]
+    assert catalog.colnames[len(reference.colnames):] == [
+        "mag_err", "r_eff_err", "sersic_n_err", "ellipticity_err", "pa", "pa_err", "x_offset",
+        "x_offset_err", "y_offset", "y_offset_err", "sn", "chi2_nu", "fit_flag"]
     assert catalog["pa"].unit == u.deg and catalog["x_offset"].unit == u.pix
     assert catalog.meta["estimator"] == "fit_sersic" and "astromorphnet_version" in catalog.meta
 
