@@ -9,7 +9,8 @@ PSF varying per galaxy, correlated noise, neighbours, knots, sky residuals).
 For each seed and method it reports, per parameter, the observed coverage
 of the 68.27 % and 95 % central intervals and their mean width:
 
-* in-domain (simulated test set), uncalibrated;
+* in-domain (simulated test set), uncalibrated and after ``calibrate`` on
+  held-out simulations;
 * on the target, uncalibrated (how over-confident simulation-learnt errors are);
 * on the target after ``calibrate`` on labelled target galaxies;
 * on the target after ``calibrate`` with labelled held-out simulations and
@@ -71,13 +72,25 @@ def _evaluate(estimator, data):
     from astromorphnet.estimators import stack_domains
 
     result = {"sim": _coverage(estimator, *data["sim_test"]),
-              "target": _coverage(estimator, *data["target_test"])}
+              "target": _coverage(estimator, *data["target_test"]),
+              "r2_sim": _r2(estimator, *data["sim_test"]),
+              "r2_target": _r2(estimator, *data["target_test"])}
+    in_domain = copy.deepcopy(estimator).calibrate(*data["sim_cal"])
+    result["sim_calibrated"] = _coverage(in_domain, *data["sim_test"])
     labelled = copy.deepcopy(estimator).calibrate(*data["target_cal"])
     result["target_calibrated"] = _coverage(labelled, *data["target_test"])
     X, y, domain = stack_domains(*data["sim_cal"], data["target_cal"][0])
     weighted = copy.deepcopy(estimator).calibrate(X, y, sample_domain=domain)
     result["target_weighted"] = _coverage(weighted, *data["target_test"])
     return result
+
+
+def _r2(estimator, images, truth):
+    """R² per parameter of the point estimates."""
+    from astromorphnet.metrics import r2_table
+
+    table = r2_table(truth, {"model": estimator.predict(images)})
+    return {name: float(table[name][0]) for name in table.colnames[1:]}
 
 
 def _timed_fit(estimator, *args, **kwargs):
@@ -108,7 +121,9 @@ def run(args, seed):
     point = SersicCNNRegressor(loss="mae", **common)
     train_point = _timed_fit(point, *data["train"])
     runs["point (mae)"] = dict(train_s=train_point,
-                               predict_s=_predict_time(point, data["target_test"][0]))
+                               predict_s=_predict_time(point, data["target_test"][0]),
+                               r2_sim=_r2(point, *data["sim_test"]),
+                               r2_target=_r2(point, *data["target_test"]))
     heads = {"laplace": dict(loss="laplace"), "gaussian": dict(loss="gaussian"),
              "laplace ensemble (3)": dict(loss="laplace", n_members=3)}
     sim_only = None
@@ -142,7 +157,13 @@ def _table(all_runs):
         if "predict_s" in rows[0]:
             line += f", predict {np.mean([r['predict_s'] for r in rows]):.3f} s"
         lines.append(line)
-        for setting in ("sim", "target", "target_calibrated", "target_weighted"):
+        for setting in ("r2_sim", "r2_target"):
+            cells = [f"{param} {np.mean([r[setting][param] for r in rows]):.3f}"
+                     f"±{np.std([r[setting][param] for r in rows]):.3f}"
+                     for param in rows[0][setting]]
+            lines.append(f"  {setting:18s} " + "  ".join(cells))
+        for setting in ("sim", "sim_calibrated", "target", "target_calibrated",
+                        "target_weighted"):
             if setting not in rows[0]:
                 continue
             cells = []

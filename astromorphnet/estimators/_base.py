@@ -391,22 +391,23 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
                 progbar.update(stop)
         return np.concatenate(raw), (np.concatenate(feats) if features else None), flag, stamps
 
-    def _distribution(self, raw, stamps, features=None):
-        """The `SersicDistribution` of network outputs ``raw``."""
-        k = len(self.targets_)
-        calibration = getattr(self, "calibration_", None)
+    def _loc_scale(self, raw):
+        """``(loc, scale, family)`` in the scaled regressed space, from network outputs."""
         likelihood = getattr(self, "likelihood_", None)  # None: files saved before heads
         if likelihood is None:
-            loc, scale, family = raw, np.ones_like(raw), None
-        else:
-            from keras import ops
+            return raw, np.ones_like(raw), None  # a point network: unit scales
+        from keras import ops
 
-            from ..models import split_outputs
+        from ..models import split_outputs
 
-            loc, log_scale = (ops.convert_to_numpy(part).astype(np.float64)
-                              for part in split_outputs(raw, k))
-            scale = np.exp(np.clip(log_scale, -12.0, 12.0))
-            loc, scale, family = _combine_members(loc, scale, likelihood)
+        loc, log_scale = (ops.convert_to_numpy(part).astype(np.float64)
+                          for part in split_outputs(raw, len(self.targets_)))
+        return _combine_members(loc, np.exp(np.clip(log_scale, -12.0, 12.0)), likelihood)
+
+    def _distribution(self, raw, stamps, features=None):
+        """The `SersicDistribution` of network outputs ``raw``."""
+        calibration = getattr(self, "calibration_", None)
+        loc, scale, family = self._loc_scale(raw)
         weights = None
         if calibration is not None and calibration.weighted:
             weights = calibration.density_ratio(features)
@@ -588,9 +589,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("calibrate needs labelled target galaxies, or labelled source "
                              "and unlabelled target galaxies (sample_domain > 0 and < 0)")
         true = self.target_scaler_.transform(self._encode(labels[rows], stamps.take(rows)))
-        distribution = self._distribution(raw[rows], stamps.take(rows))
-        scores = np.abs(true - distribution._loc) / distribution._scale
-        calibration = ConformalCalibration(scores, weights, density_ratio)
+        loc, scale, _ = self._loc_scale(raw[rows])
+        calibration = ConformalCalibration(np.abs(true - loc) / scale, weights, density_ratio)
         warn_if_few(calibration)
         self.calibration_ = calibration
         return self
