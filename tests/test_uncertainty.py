@@ -23,8 +23,9 @@ def _inside_bounds(k, n, p, alpha=1e-4):
 
 # -- likelihood heads on a toy with known noise --------------------------------
 
+@pytest.mark.parametrize("beta", [0.0, 1.0])
 @pytest.mark.parametrize("loss, noise", [("laplace", "laplace"), ("gaussian", "normal")])
-def test_likelihood_head_learns_known_noise(loss, noise):
+def test_likelihood_head_learns_known_noise(loss, noise, beta):
     """A constant-input head learns the noise scale: its intervals reach their coverage."""
     import keras
 
@@ -34,7 +35,7 @@ def test_likelihood_head_learns_known_noise(loss, noise):
     y = getattr(rng, noise)(0.3, 0.5, (4000, 1)).astype(np.float32)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2)])
-    model.compile(keras.optimizers.Adam(0.05), LIKELIHOODS[loss]())
+    model.compile(keras.optimizers.Adam(0.05), LIKELIHOODS[loss](beta=beta))
     model.fit(np.ones((4000, 1), np.float32), y, epochs=30, batch_size=400, verbose=0)
     loc, log_scale = (keras.ops.convert_to_numpy(v)[0, 0, 0]
                       for v in split_outputs(model.predict(np.ones((1, 1)), verbose=0), 1))
@@ -43,6 +44,24 @@ def test_likelihood_head_learns_known_noise(loss, noise):
         half = family_multiplier(loss, coverage) * np.exp(log_scale)
         inside = int((np.abs(fresh - loc) <= half).sum())
         assert _inside_bounds(inside, 3000, coverage), (coverage, inside / 3000)
+
+
+@pytest.mark.parametrize("loss, point_gradient", [
+    ("laplace", lambda r: -np.sign(r)), ("gaussian", lambda r: -r)])
+def test_beta_one_gives_the_location_the_point_loss_gradient(loss, point_gradient):
+    """β = 1: the location's gradient is the MAE/MSE one whatever the scale; β = 0 is not."""
+    import tensorflow as tf
+
+    from astromorphnet.models import LIKELIHOODS
+
+    y_true = np.array([[1.0], [-2.0], [0.5]], np.float32)
+    log_scale = np.log([[3.0], [0.2], [1.0]]).astype(np.float32)
+    y_pred = tf.Variable(np.hstack([np.zeros_like(y_true), log_scale]))
+    for beta, same in ((1.0, True), (0.0, False)):
+        with tf.GradientTape() as tape:
+            loss_value = tf.reduce_sum(LIKELIHOODS[loss](beta=beta).call(y_true, y_pred))
+        gradient = tape.gradient(loss_value, y_pred).numpy()[:, 0]
+        assert np.allclose(gradient, point_gradient(y_true[:, 0])) == same
 
 
 def test_ensemble_moment_matching_adds_member_spread():

@@ -123,7 +123,7 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
     >>> tl = TransferLearningRegressor(sim_only, max_epochs=2, random_state=0,
     ...                                zeropoint=real_truth.meta["zeropoint"])
     >>> tl.fit(real, real_truth).predict(real).colnames[:4]
-    ['mag', 'r_eff', 'sersic_n', 'ellipticity']
+    ['mag', 'mag_err', 'mag_lo', 'mag_hi']
     """
 
     _parameter_constraints = {

@@ -48,15 +48,29 @@ def split_outputs(y_pred, n_targets):
 class _NegativeLogLikelihood(keras.losses.Loss):
     """Mean negative log-likelihood over targets and ensemble members.
 
-    Subclasses give ``family`` and ``_nll(standardised residual, log_scale)``
-    (up to a constant); each member of an ensemble is trained on its own
-    likelihood, as deep ensembles are.
+    Subclasses give ``family``, ``_nll(standardised residual, log_scale)``
+    (up to a constant) and ``_power``, the power of the scale in the
+    gradient of ``_nll`` with respect to the location; each member of an
+    ensemble is trained on its own likelihood, as deep ensembles are.
+
+    Each galaxy's term is weighted by ``stop_gradient(scale ** (beta ·
+    _power))`` (β-NLL, Seitzer et al. 2022).  A plain NLL (``beta=0``) divides
+    the location's gradient by the scale, so the network gives up on the
+    galaxies it finds hard -- measured in our demo as a loss of r_eff
+    accuracy after fine-tuning.  ``beta=1`` restores the gradient of the
+    point loss (MAE for Laplace, MSE for Gaussian) for the location; the
+    scale's optimum is unchanged for every ``beta``.
     """
 
     family = None
+    _power = None
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, beta=1.0, name=None, reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name or f"{self.family}_nll", reduction=reduction, dtype=dtype)
+        self.beta = float(beta)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}
 
     def call(self, y_true, y_pred):
         """Per-galaxy negative log-likelihood (Keras reduces it over the batch).
@@ -86,7 +100,10 @@ class _NegativeLogLikelihood(keras.losses.Loss):
         loc, log_scale = split_outputs(y_pred, y_true.shape[-1])
         log_scale = ops.clip(log_scale, -_LOG_SCALE_LIMIT, _LOG_SCALE_LIMIT)
         residual = (y_true[:, None, :] - loc) * ops.exp(-log_scale)
-        return ops.mean(self._nll(residual, log_scale), axis=(1, 2))
+        nll = self._nll(residual, log_scale)
+        if self.beta:
+            nll = nll * ops.stop_gradient(ops.exp(self.beta * self._power * log_scale))
+        return ops.mean(nll, axis=(1, 2))
 
 
 @keras.saving.register_keras_serializable(package="astromorphnet")
@@ -99,6 +116,9 @@ class LaplaceNLL(_NegativeLogLikelihood):
 
     Parameters
     ----------
+    beta : float, default=1.0
+        β-NLL weight exponent: 1 gives the location the gradient of the mean
+        absolute error, 0 the plain likelihood (see the module notes).
     name : str, optional
         Loss name (default ``"laplace_nll"``).
     reduction : str, default="sum_over_batch_size"
@@ -111,11 +131,15 @@ class LaplaceNLL(_NegativeLogLikelihood):
     >>> import numpy as np
     >>> from astromorphnet.models import LaplaceNLL
     >>> y_pred = np.array([[0.0, np.log(2.0)]], np.float32)  # μ = 0, b = 2
-    >>> round(float(LaplaceNLL()(np.array([[1.0]], np.float32), y_pred)), 4)
+    >>> y_true = np.array([[1.0]], np.float32)
+    >>> round(float(LaplaceNLL(beta=0)(y_true, y_pred)), 4)  # |1 - 0| / 2 + log 2
     1.1931
+    >>> round(float(LaplaceNLL()(y_true, y_pred)), 4)  # weighted by b = 2
+    2.3863
     """
 
     family = "laplace"
+    _power = 1
 
     def _nll(self, residual, log_scale):
         return ops.abs(residual) + log_scale
@@ -127,6 +151,9 @@ class GaussianNLL(_NegativeLogLikelihood):
 
     Parameters
     ----------
+    beta : float, default=1.0
+        β-NLL weight exponent: 1 gives the location the gradient of the mean
+        squared error, 0 the plain likelihood.
     name : str, optional
         Loss name (default ``"gaussian_nll"``).
     reduction : str, default="sum_over_batch_size"
@@ -144,6 +171,7 @@ class GaussianNLL(_NegativeLogLikelihood):
     """
 
     family = "gaussian"
+    _power = 2
 
     def _nll(self, residual, log_scale):
         return 0.5 * ops.square(residual) + log_scale
