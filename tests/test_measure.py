@@ -25,7 +25,7 @@ OPTIONS = dict(size=32, box_size=32)  # 64-pixel boxes each hold a bright galaxy
 
 @pytest.fixture(scope="module")
 def model():
-    X, truth = simulate_galaxies(64, "CANDELS_F160W", stamp_size=32, random_state=0)
+    X, truth = simulate_galaxies(32, "CANDELS_F160W", stamp_size=32, random_state=0)
     return SersicCNNRegressor("light", max_epochs=1, zeropoint=truth.meta["zeropoint"],
                               random_state=0).fit(X, truth)
 
