@@ -75,7 +75,7 @@ def fails(argv, capsys):
     (["demo", "--threads", "0"], r"--threads: expected an integer >= 1; got '0'"),
     (["demo", "--scale", "huge"], r"--scale: invalid choice: 'huge'"),
     (["demo", "--n-galaxies", "10"], r"unrecognized arguments: --n-galaxies 10"),
-    (["train"], r"invalid choice: 'train'"),
+    (["predict"], r"invalid choice: 'predict'"),
     ([], r"the following arguments are required: command"),
 ])
 def test_bad_argument_one_line_exit_2(argv, message, capsys, runs):

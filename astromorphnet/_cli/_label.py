@@ -1,0 +1,117 @@
+"""``astromorphnet label``: Sérsic fits of cutouts, quality-cut, as fine-tuning labels."""
+
+import os
+
+import numpy as np
+from astropy import log
+
+from ._common import (UsageError, add_overwrite, add_quiet, check_output, float_in, input_file,
+                      int_at_least, read_cutouts)
+
+__all__ = ["add_parser", "run", "select"]
+
+
+def add_parser(sub):
+    """Add the ``label`` subcommand to ``sub`` (an argparse subparsers object)."""
+    from ..simulation import PRESETS
+
+    parser = sub.add_parser(
+        "label", help="label cutouts with PSF-convolved Sérsic fits (fit_sersic) for "
+                      "'finetune'",
+        description="Fit a PSF-convolved single-Sérsic profile to each cutout and write the "
+                    "fits that pass the quality cuts (fit_flag and flag 0, chi2_nu at most "
+                    "--max-chi2) as a labels table, with an 'index' column (the cutout's "
+                    "number) and a 'selected' column; 'finetune' reads it.")
+    add = parser.add_argument
+    add("cutouts", type=input_file, metavar="CUTOUTS",
+        help="cutouts: a FITS cube (n, ny, nx) or an HDF5 set")
+    add("-o", "--output", required=True, metavar="LABELS",
+        help="labels table to write; the extension sets the format (.fits, .ecsv, .parquet, "
+             ".csv)")
+    psf = parser.add_mutually_exclusive_group(required=True)
+    psf.add_argument("--survey", choices=sorted(PRESETS), metavar="PRESET",
+                     help="take the PSF (and the default pixel scale and zeropoint) from a "
+                          f"survey preset: {', '.join(sorted(PRESETS))}")
+    psf.add_argument("--psf", type=input_file, metavar="FILE",
+                     help="FITS image of the PSF, sampled at the cutouts' pixel scale")
+    add("--max-chi2", type=float_in(0), default=None, metavar="CHI2",
+        help="also cut fits whose reduced chi-square exceeds CHI2 (default: only the fits' "
+             "own BAD_CHI2 flag)")
+    add("--keep-flagged", action="store_true",
+        help="write every fit, those failing the cuts with selected=False")
+    add("--fit-sky", action="store_true", help="also fit a constant background")
+    add("--zeropoint", type=float_in(), default=None, metavar="MAG",
+        help="AB zeropoint of cutouts whose file gives none")
+    add("--pixel-scale", type=float_in(0), default=None, metavar="ARCSEC",
+        help="arcsec per pixel of cutouts whose file gives none")
+    add("--jobs", type=int_at_least(1), default=1, metavar="N",
+        help="worker processes (default: %(default)s)")
+    add_overwrite(parser)
+    add_quiet(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def select(fits, max_chi2=None):
+    """Whether each fit passes the cuts: ``fit_flag`` and ``flag`` 0, ``chi2_nu <= max_chi2``."""
+    good = (np.asarray(fits["fit_flag"]) == 0) & (np.asarray(fits["flag"]) == 0)
+    if max_chi2 is not None:
+        good &= np.asarray(fits["chi2_nu"]) <= max_chi2
+    return good
+
+
+def run(args):
+    """Fit ``args.cutouts``; write the labels to ``args.output``."""
+    from ..catalog import catalog_format, write_catalog
+    from ..catalog._targets import require_zeropoint
+    from ..fitting import fit_sersic
+    from ..fitting._setup import check_psf
+    from ..simulation import SurveyConfig
+
+    try:
+        catalog_format(args.output)
+    except ValueError as error:
+        raise UsageError(f"argument -o/--output: {error}") from error
+    check_output(args.output, args.overwrite)
+    survey = None if args.survey is None else SurveyConfig.from_preset(args.survey)
+    try:
+        psf = survey or _read_psf(args.psf)
+        check_psf(psf)
+    except (OSError, ValueError, TypeError) as error:
+        option = "--psf" if survey is None else "--survey"
+        raise UsageError(f"argument {option}: {error}") from error
+    stamps, dataset = read_cutouts(args.cutouts, pixel_scale=args.pixel_scale,
+                                   zeropoint=args.zeropoint, survey=survey)
+    try:
+        try:
+            require_zeropoint(stamps.zeropoint)
+        except ValueError as error:
+            raise UsageError(f"{error} (--zeropoint)") from error
+        log.info(f"Fitting {len(stamps)} cutouts of {os.path.basename(args.cutouts)}")
+        fits = fit_sersic(stamps, psf, fit_sky=args.fit_sky, n_jobs=args.jobs,
+                          verbose=not args.quiet)
+    finally:
+        if dataset is not None:
+            dataset.close()
+    fits.add_column(np.arange(len(fits)), name="index", index=0)
+    fits["selected"] = select(fits, args.max_chi2)
+    n_selected = int(fits["selected"].sum())
+    fits.meta.update(cutouts=os.path.abspath(args.cutouts), max_chi2=args.max_chi2)
+    log.info(f"{n_selected} of {len(fits)} fits pass the cuts (fit_flag and flag 0"
+             + ("" if args.max_chi2 is None else f", chi2_nu <= {args.max_chi2}") + ")")
+    if not n_selected:
+        log.warning("no fit passes the cuts: the labels cannot fine-tune a model")
+    write_catalog(fits if args.keep_flagged else fits[fits["selected"]], args.output,
+                  overwrite=args.overwrite)
+    log.info(f"Wrote {args.output}")
+    return 0
+
+
+def _read_psf(path):
+    from astropy.io import fits
+
+    psf = fits.getdata(path)
+    if psf is None:
+        raise ValueError(f"{path!r} holds no image")
+    return np.asarray(psf, float)
+
