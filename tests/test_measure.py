@@ -132,6 +132,23 @@ def test_tile_cores_partition_the_image():
         assert (inner_x >= 20).all()
 
 
+def test_jobs_carry_only_their_tile(scene, model, mosaic_path):
+    import pickle
+
+    from astromorphnet.pipeline._measure import _jobs, _open_image
+
+    image, wcs, _, _ = scene
+    maps = dict(error=None, weight=np.ones(SHAPE), mask=None)
+    for source in (NDData(image, wcs=wcs), mosaic_path):
+        opened = _open_image(source, 0, dict(maps), ZEROPOINT)
+        jobs = list(_jobs(opened, ((160, 160), 64), model))
+        sizes = [len(pickle.dumps(job)) for job in jobs]
+        # An in-memory tile travels with its pixels (and weights); a file's, as its slices.
+        assert max(sizes) < (160 * 160 * (4 + 8) + 20_000 if source is not mosaic_path
+                             else 160 * 160 * 8 + 20_000)
+        assert all(job.data.array is None for job in jobs) == (source is mosaic_path)
+
+
 def test_electron_per_second_header_equals_unitless_with_zeropoint(catalog, scene, model):
     image, wcs, _, _ = scene
     unitless = measure(NDData(image, wcs=wcs), model, zeropoint=ZEROPOINT, **OPTIONS)

@@ -39,7 +39,8 @@ _HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 #: Extensions of estimator files: a string ending so names a file, never a shipped model.
 _MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".keras", ".h5", ".hdf5")
 
-#: A FITS image, or one plane of an in-memory array, read one section at a time.
+#: Pixels of an image or map: a FITS image (``path``, ``hdu``) and the
+#: ``slices`` of it to read, or an in-memory ``array``.
 _Section = namedtuple("_Section", ["path", "hdu", "slices", "array"])
 
 #: How a tile's pixels become what the model reads: ``pixels * factor`` in
@@ -435,15 +436,27 @@ def _map_section(value, what, shape, image):
     return section
 
 
-def read_section(section, slices):
-    """The pixels of ``section`` in ``slices`` (only those are read from a FITS file).
+def _restrict(section, slices):
+    """``section`` limited to ``slices``: a view of an array, the slices of a file.
+
+    A job then carries only its tile's pixels (an array) or where to read
+    them (a file), never a whole in-memory image.
+    """
+    if section is None:
+        return None
+    if section.array is not None:
+        return section._replace(array=section.array[slices])
+    return section._replace(slices=slices)
+
+
+def read_section(section):
+    """The pixels of a section; only those are read from a FITS file.
 
     Parameters
     ----------
     section : `_Section` or None
-        A FITS image or an in-memory array.
-    slices : tuple of slice
-        ``(rows, columns)``.
+        An in-memory array, or a FITS image and the ``(rows, columns)``
+        slices to read.
 
     Returns
     -------
@@ -452,9 +465,9 @@ def read_section(section, slices):
     if section is None:
         return None
     if section.array is not None:
-        return np.asarray(section.array[slices])
+        return np.asarray(section.array)
     with fits.open(section.path, memmap=True) as hdul:
-        return np.asarray(hdul[section.hdu].section[slices])
+        return np.asarray(hdul[section.hdu].section[section.slices])
 
 
 def _header_unit(header, what):
@@ -550,8 +563,10 @@ def _jobs(image, tiling, estimator):
         tiles = tile_grid(image.shape, *tiling)
     for tile in tiles:
         wcs = None if image.wcs is None else image.wcs.slice(tile.slices)
-        yield _Job(image.index, image.name, tile, len(tiles), image.data, image.error,
-                   image.weight, image.mask, wcs, image.unit, conversion)
+        yield _Job(image.index, image.name, tile, len(tiles),
+                   *(_restrict(section, tile.slices)
+                     for section in (image.data, image.error, image.weight, image.mask)),
+                   wcs, image.unit, conversion)
 
 
 # -- one job ---------------------------------------------------------------
@@ -575,14 +590,13 @@ def run_job(job, estimator, settings):
     """
     start = time.perf_counter()
     slices = job.tile.slices
-    data = read_section(job.data, slices)
-    tile = NDData(data, unit=job.unit, wcs=job.wcs)
+    tile = NDData(read_section(job.data), unit=job.unit, wcs=job.wcs)
     with warnings.catch_warnings():
         # An empty tile is ordinary; measure warns once if the whole catalog is empty.
         warnings.simplefilter("ignore", NoDetectionsWarning)
-        result = extract_cutouts(tile, size=settings.size, error=read_section(job.error, slices),
-                                 weight=read_section(job.weight, slices),
-                                 mask=read_section(job.mask, slices), **settings.detection)
+        result = extract_cutouts(tile, size=settings.size, error=read_section(job.error),
+                                 weight=read_section(job.weight), mask=read_section(job.mask),
+                                 **settings.detection)
     x = result.table["x"].value + slices[1].start
     y = result.table["y"].value + slices[0].start
     keep = np.flatnonzero(in_core(job.tile, x, y))
