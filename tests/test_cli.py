@@ -2,6 +2,8 @@
 finetune → measure on tiny inputs, through `main` as the ``astromorphnet`` command runs it."""
 
 import re
+import subprocess
+import sys
 import warnings
 
 import astropy.units as u
@@ -197,6 +199,20 @@ def test_progress_through_astropy_log_quiet_silences_it(tmp_path, capsys):
     assert main(["simulate", "GROUND_R", "-n", "2", "-o", path, "--stamp-size", "16",
                  "--overwrite", "-q"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+def test_training_log_in_a_pipe_is_plain(chain, tmp_path):
+    # The real command, its output to pipes as in a batch job.
+    done = subprocess.run([sys.executable, "-m", "astromorphnet", "train", chain["sims"],
+                           "-o", str(tmp_path / "m.pkl"), "--architecture", "light",
+                           "--max-epochs", "2", "--batch-size", "8"], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    for stream in (done.stdout, done.stderr):
+        assert not [c for c in (b"\r", b"\x08", b"\x1b[") if c in stream]
+    out = done.stdout.decode()
+    assert re.search(r"^Epoch 2/2\n\d+/\d+ - .* - loss: ", out, re.MULTILINE)
+    assert "INFO: Training SersicCNNRegressor (light) on the 20 galaxies of sims.h5" in out
+    assert f"INFO: Saved SersicCNNRegressor to {tmp_path / 'm.pkl'}" in out
 
 
 # -- argument errors: one line, exit status 2, before any work ------------------------------

@@ -107,9 +107,13 @@ def check_output(path, overwrite, *, option="-o/--output"):
 
 @contextlib.contextmanager
 def logging_level(quiet):
-    """astropy's log at INFO (WARNING when ``quiet``) for the command's duration."""
+    """astropy's log at WARNING for the command's duration when ``quiet``.
+
+    Otherwise its level is left as configured (INFO by default: progress shows).
+    """
     previous = log.level
-    log.setLevel("WARNING" if quiet else "INFO")
+    if quiet:
+        log.setLevel("WARNING")
     try:
         yield
     finally:

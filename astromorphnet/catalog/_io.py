@@ -132,7 +132,7 @@ def write_catalog(table, path, *, overwrite=False):
         raise TypeError(f"table must be an astropy Table or QTable; got {type(table).__name__}")
     path = os.fspath(path)
     fmt = catalog_format(path)
-    check_destination(path, overwrite)
+    _check_destination(path, overwrite)
     prepared = table
     if fmt in ("fits", "ascii.csv"):
         # Neither holds a SkyCoord as one column (CSV would write "ra,dec" strings).
@@ -164,28 +164,15 @@ def _suffix(name):
     return name[-len(ending):]
 
 
-def check_destination(path, overwrite):
-    """Refuse, before any work, a catalog destination that cannot or must not be written.
-
-    Parameters
-    ----------
-    path : str
-        Destination file.
-    overwrite : bool
-        Whether an existing file may be replaced.
-
-    Raises
-    ------
-    FileExistsError, FileNotFoundError, IsADirectoryError
-        As for `write_catalog`.
-    """
+def _check_destination(path, overwrite):
+    """Refuse, before writing, a destination that cannot or must not be written."""
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder; give the name of the catalog file")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
 
 
 # -- FITS ----------------------------------------------------------------------------
