@@ -2,8 +2,6 @@
 finetune → measure on tiny inputs, through `main` as the ``astromorphnet`` command runs it."""
 
 import re
-import subprocess
-import sys
 import warnings
 
 import astropy.units as u
@@ -103,6 +101,7 @@ def test_label_default_keeps_only_selected_rows(chain, tmp_path):
     every = QTable.read(chain["labels_ecsv"])
     assert list(labels["index"]) == list(every["index"][every["selected"]])
     assert labels["selected"].all() and labels["mag"].unit == u.ABmag
+    assert labels.meta["selection"] == "fit_flag == 0 and flag == 0 and chi2_nu <= 1000000000.0"
 
 
 # -- measure -------------------------------------------------------------------------
@@ -201,18 +200,17 @@ def test_progress_through_astropy_log_quiet_silences_it(tmp_path, capsys):
     assert capsys.readouterr() == ("", "")
 
 
-def test_training_log_in_a_pipe_is_plain(chain, tmp_path):
-    # The real command, its output to pipes as in a batch job.
-    done = subprocess.run([sys.executable, "-m", "astromorphnet", "train", chain["sims"],
-                           "-o", str(tmp_path / "m.pkl"), "--architecture", "light",
-                           "--max-epochs", "2", "--batch-size", "8"], capture_output=True)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    for stream in (done.stdout, done.stderr):
-        assert not [c for c in (b"\r", b"\x08", b"\x1b[") if c in stream]
-    out = done.stdout.decode()
-    assert re.search(r"^Epoch 2/2\n\d+/\d+ - .* - loss: ", out, re.MULTILINE)
-    assert "INFO: Training SersicCNNRegressor (light) on the 20 galaxies of sims.h5" in out
-    assert f"INFO: Saved SersicCNNRegressor to {tmp_path / 'm.pkl'}" in out
+def test_training_log_in_a_file_is_plain(chain, tmp_path, capsys):
+    # Standard output captured is no terminal, as in a batch job's log file.
+    path = str(tmp_path / "m.pkl")
+    assert main(["train", chain["sims"], "-o", path, "--architecture", "light",
+                 "--max-epochs", "2", "--batch-size", "8"]) == 0
+    captured = capsys.readouterr()
+    for stream in captured:
+        assert not [c for c in ("\r", "\x08", "\x1b[") if c in stream]
+    assert re.search(r"^Epoch 2/2\n\d+/\d+ - .* - loss: ", captured.out, re.MULTILINE)
+    assert "INFO: Training SersicCNNRegressor (light) on the 20 galaxies of sims.h5" in captured.out
+    assert f"INFO: Saved SersicCNNRegressor to {path}" in captured.out
 
 
 # -- argument errors: one line, exit status 2, before any work ------------------------------
@@ -285,6 +283,23 @@ def test_bad_argument_one_line_exit_2(argv, message, files, capsys, monkeypatch)
     monkeypatch.setattr(astromorphnet.pipeline, "measure", _no_work)
     line = fails([arg.format(**files) for arg in argv], capsys)
     assert re.search(message, line), line
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"index": [0, 9]}, r"its 'index' column must hold cutout numbers in \[0, 6\); got 9"),
+    ({"index": [0.0, 1.0]}, r"its 'index' column must hold integers \(cutout numbers\); "
+                            r"got float64"),
+    ({}, r"2 rows for 6 cutouts and no 'index' column"),
+    ({"index": [0, 1], "selected": [False, False]}, r"no row to fine-tune on"),
+])
+def test_finetune_labels_that_fit_no_cutout(columns, message, chain, tmp_path, capsys):
+    labels = QTable({"mag": [20.0, 21.0] * u.ABmag, "r_eff": [2.0, 3.0] * u.pix,
+                     "sersic_n": [1.0, 2.0], "ellipticity": [0.1, 0.2], **columns})
+    labels.write(tmp_path / "labels.ecsv")
+    line = fails(["finetune", chain["model"], chain["real"], str(tmp_path / "labels.ecsv"),
+                  "-o", str(tmp_path / "m.pkl")], capsys)
+    assert re.search(message, line), line
+    assert not (tmp_path / "m.pkl").exists()
 
 
 @pytest.mark.parametrize("command", ["simulate", "train", "label", "finetune", "measure",

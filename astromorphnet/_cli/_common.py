@@ -42,21 +42,17 @@ def int_at_least(least, most=None):
     return parse
 
 
-def float_in(low=None, high=None, *, low_open=True, high_open=True):
-    """An argparse ``type``: a finite number in an interval (None: unbounded)."""
-    left = "-inf" if low is None else f"{low}"
-    right = "inf" if high is None else f"{high}"
-    accepted = (f"a number in {'(' if low_open or low is None else '['}{left}, "
-                f"{right}{')' if high_open or high is None else ']'}")
+def float_in(low=None, high=None):
+    """An argparse ``type``: a finite number in the open interval ``(low, high)``."""
+    accepted = f"a number in ({'-inf' if low is None else low}, {'inf' if high is None else high})"
 
     def parse(text):
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {accepted}; got {text!r}") from None
-        too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if value != value or abs(value) == float("inf") or too_low or too_high:
+        if (value != value or abs(value) == float("inf") or (low is not None and value <= low)
+                or (high is not None and value >= high)):
             raise argparse.ArgumentTypeError(f"expected {accepted}; got {text!r}")
         return value
 
@@ -77,8 +73,9 @@ def add_quiet(parser):
                         help="only warnings and errors on the terminal (no progress)")
 
 
-def add_seed(parser, help="random seed (default: %(default)s)"):
-    parser.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=0, help=help)
+def add_seed(parser):
+    parser.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=0,
+                        help="random seed (default: %(default)s)")
 
 
 def add_overwrite(parser):
@@ -87,7 +84,7 @@ def add_overwrite(parser):
                              "complete)")
 
 
-def check_output(path, overwrite, *, option="-o/--output"):
+def check_output(path, overwrite):
     """Refuse, before any work, an output file that cannot or must not be written.
 
     Raises
@@ -97,12 +94,12 @@ def check_output(path, overwrite, *, option="-o/--output"):
         ``overwrite`` is False.
     """
     if os.path.isdir(path):
-        raise UsageError(f"argument {option}: {path!r} is a folder; give a file name")
+        raise UsageError(f"argument -o/--output: {path!r} is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UsageError(f"argument {option}: folder {folder!r} does not exist")
+        raise UsageError(f"argument -o/--output: folder {folder!r} does not exist")
     if os.path.exists(path) and not overwrite:
-        raise UsageError(f"argument {option}: {path!r} exists; add --overwrite to replace it")
+        raise UsageError(f"argument -o/--output: {path!r} exists; add --overwrite to replace it")
 
 
 @contextlib.contextmanager

@@ -55,17 +55,19 @@ def select_labelled(labels, n_cutouts):
     Raises
     ------
     UsageError
-        If ``index`` values are not integers in ``[0, n_cutouts)``, or, without
-        an ``index`` column, the table does not have one row per cutout.
+        If ``index`` values are not integers in ``[0, n_cutouts)``, without
+        an ``index`` column the table does not have one row per cutout, or no
+        row is selected.
     """
     if "index" in labels.colnames:
         index = np.asarray(labels["index"])
-        if index.dtype.kind not in "iu" or (index < 0).any() or (index >= n_cutouts).any():
+        if index.dtype.kind not in "iu":
+            raise UsageError(f"argument LABELS: its 'index' column must hold integers (cutout "
+                             f"numbers); got {index.dtype}")
+        outside = index[(index < 0) | (index >= n_cutouts)]
+        if len(outside):
             raise UsageError(f"argument LABELS: its 'index' column must hold cutout numbers "
-                             f"in [0, {n_cutouts}); got {index.min()} to {index.max()}"
-                             if len(index) and index.dtype.kind in "iuf" else
-                             f"argument LABELS: its 'index' column must hold integers; got "
-                             f"{index.dtype}")
+                             f"in [0, {n_cutouts}); got {outside[0]}")
     elif len(labels) != n_cutouts:
         raise UsageError(f"argument LABELS: {len(labels)} rows for {n_cutouts} cutouts and no "
                          "'index' column saying which row labels which cutout")
@@ -74,6 +76,8 @@ def select_labelled(labels, n_cutouts):
     keep = np.ones(len(labels), bool)
     if "selected" in labels.colnames:
         keep = np.asarray(labels["selected"], bool)
+    if not keep.any():
+        raise UsageError("argument LABELS: no row to fine-tune on (none is selected)")
     return index[keep], labels[keep]
 
 

@@ -1,6 +1,7 @@
 """``astromorphnet label``: Sérsic fits of cutouts, quality-cut, as fine-tuning labels."""
 
 import os
+import warnings
 
 import numpy as np
 from astropy import log
@@ -52,11 +53,11 @@ def add_parser(sub):
     return parser
 
 
-def select(fits, max_chi2=None):
+def select(fitted, max_chi2=None):
     """Whether each fit passes the cuts: ``fit_flag`` and ``flag`` 0, ``chi2_nu <= max_chi2``."""
-    good = (np.asarray(fits["fit_flag"]) == 0) & (np.asarray(fits["flag"]) == 0)
+    good = (np.asarray(fitted["fit_flag"]) == 0) & (np.asarray(fitted["flag"]) == 0)
     if max_chi2 is not None:
-        good &= np.asarray(fits["chi2_nu"]) <= max_chi2
+        good &= np.asarray(fitted["chi2_nu"]) <= max_chi2
     return good
 
 
@@ -76,7 +77,10 @@ def run(args):
     survey = None if args.survey is None else SurveyConfig.from_preset(args.survey)
     try:
         psf = survey or _read_psf(args.psf)
-        check_psf(psf)
+        with warnings.catch_warnings():
+            # Errors only: fit_sersic warns about the PSF when it runs.
+            warnings.simplefilter("ignore")
+            check_psf(psf)
     except (OSError, ValueError, TypeError) as error:
         option = "--psf" if survey is None else "--survey"
         raise UsageError(f"argument {option}: {error}") from error
@@ -88,20 +92,21 @@ def run(args):
         except ValueError as error:
             raise UsageError(f"{error} (--zeropoint)") from error
         log.info(f"Fitting {len(stamps)} cutouts of {os.path.basename(args.cutouts)}")
-        fits = fit_sersic(stamps, psf, fit_sky=args.fit_sky, n_jobs=args.jobs,
-                          verbose=not args.quiet)
+        fitted = fit_sersic(stamps, psf, fit_sky=args.fit_sky, n_jobs=args.jobs,
+                            verbose=not args.quiet)
     finally:
         if dataset is not None:
             dataset.close()
-    fits.add_column(np.arange(len(fits)), name="index", index=0)
-    fits["selected"] = select(fits, args.max_chi2)
-    n_selected = int(fits["selected"].sum())
-    fits.meta.update(cutouts=os.path.abspath(args.cutouts), max_chi2=args.max_chi2)
-    log.info(f"{n_selected} of {len(fits)} fits pass the cuts (fit_flag and flag 0"
-             + ("" if args.max_chi2 is None else f", chi2_nu <= {args.max_chi2}") + ")")
+    fitted.add_column(np.arange(len(fitted)), name="index", index=0)
+    fitted["selected"] = select(fitted, args.max_chi2)
+    n_selected = int(fitted["selected"].sum())
+    cuts = "fit_flag == 0 and flag == 0" + (
+        "" if args.max_chi2 is None else f" and chi2_nu <= {args.max_chi2}")
+    fitted.meta.update(cutouts=os.path.abspath(args.cutouts), selection=cuts)
+    log.info(f"{n_selected} of {len(fitted)} fits pass the cuts ({cuts})")
     if not n_selected:
         log.warning("no fit passes the cuts: the labels cannot fine-tune a model")
-    write_catalog(fits if args.keep_flagged else fits[fits["selected"]], args.output,
+    write_catalog(fitted if args.keep_flagged else fitted[fitted["selected"]], args.output,
                   overwrite=args.overwrite)
     log.info(f"Wrote {args.output}")
     return 0
