@@ -178,6 +178,22 @@ def test_measure_workers_start_a_local_cluster(chain, mosaic, tmp_path, monkeypa
     assert len(QTable.read(path)) == 1
 
 
+def test_measure_scheduler_connects_to_a_running_cluster(mosaic, tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    seen = {}
+
+    def measure(images, model, **options):
+        seen["address"] = options["client"].scheduler.address
+        return QTable({"label": [1]})
+
+    monkeypatch.setattr(astromorphnet.pipeline, "measure", measure)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        assert main(["measure", mosaic, "-o", str(tmp_path / "c.ecsv"), "--scheduler",
+                     cluster.scheduler_address, "-q"]) == 0
+    assert seen["address"] == cluster.scheduler_address
+
+
 def test_error_during_the_work_is_one_line_status_1(mosaic, tmp_path, capsys, monkeypatch):
     def measure(*args, **kwargs):
         raise ValueError("a zeropoint is needed\nand none is known")
