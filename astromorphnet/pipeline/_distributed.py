@@ -54,6 +54,7 @@ class ModelPlugin(WorkerPlugin):
         from ..estimators import load
         from ._measure import _catalog_output
 
+        _limit_threads(worker.state.nthreads)
         path = os.path.join(worker.local_directory, f"{self.name}.pkl")
         with open(path, "wb") as file:
             file.write(self.payload)
@@ -68,6 +69,25 @@ class ModelPlugin(WorkerPlugin):
             The worker stopping the plugin.
         """
         _MODELS.pop(self.key, None)
+
+
+def _limit_threads(n):
+    """Give TensorFlow as many threads as the worker has, not every core of the machine.
+
+    Several worker processes on one machine would otherwise each run a pool
+    as large as the machine and oversubscribe it.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # TensorFlow already started in this process: keep its pools
+        pass
 
 
 def _run(job, model_key, settings):
