@@ -70,6 +70,19 @@ class _NegativeLogLikelihood(keras.losses.Loss):
         self.beta = float(beta)
 
     def get_config(self):
+        """The loss's configuration, ``beta`` included, for Keras saving.
+
+        Returns
+        -------
+        config : dict
+            Keyword arguments that rebuild the loss.
+
+        Examples
+        --------
+        >>> from astromorphnet.models import LaplaceNLL
+        >>> LaplaceNLL(beta=0.5).get_config()["beta"]
+        0.5
+        """
         return {**super().get_config(), "beta": self.beta}
 
     def call(self, y_true, y_pred):
