@@ -30,7 +30,7 @@ import pytest
 docscrape = pytest.importorskip("numpydoc.docscrape")
 
 SUBPACKAGES = ("catalog", "models", "preprocessing", "cutouts", "fitting", "metrics",
-               "visualization", "estimators", "simulation", "uncertainty")
+               "visualization", "estimators", "simulation", "uncertainty", "pipeline")
 
 
 def _methods(cls):
