@@ -197,7 +197,7 @@ def test_several_images_and_hdus(mosaic_path, scene, model, catalog, tmp_path):
 
 
 def test_weight_map_and_batches(mosaic_path, scene, model, catalog, tmp_path):
-    image, wcs, _, _ = scene
+    image = scene[0]
     weight = tmp_path / "weight.fits"
     fits.PrimaryHDU(np.full(image.shape, 1 / 0.008**2, np.float32)).writeto(weight)
     weighted = measure(mosaic_path, model, weight=weight, batch_size=2, **OPTIONS)

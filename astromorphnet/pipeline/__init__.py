@@ -3,7 +3,7 @@
 Dask is imported only when `measure` is given a ``client``.
 """
 
-from ._measure import *  # noqa: F401,F403
+from ._measure import *  # noqa: F403
 from ._measure import __all__ as _measure_all
 
 __all__ = list(_measure_all)

@@ -7,6 +7,7 @@ sure that tile holds the galaxy's whole cutout.
 """
 
 from collections import namedtuple
+from itertools import pairwise
 
 import numpy as np
 
@@ -56,14 +57,14 @@ def _starts(length, tile, step):
     return [min(i * step, length - tile) for i in range(n)]
 
 
-def _cores(starts, tile, length):
+def _cores(starts, tile):
     """Core bounds along one axis: split each overlap at its middle."""
     bounds = [-np.inf]
-    for left, right in zip(starts[:-1], starts[1:]):
+    for left, right in pairwise(starts):
         # Pixel i spans [i - 0.5, i + 0.5): the overlap spans [right - 0.5, left + tile - 0.5).
         bounds.append((right + left + tile) / 2 - 0.5)
     bounds.append(np.inf)
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(pairwise(bounds))
 
 
 def tile_grid(shape, tile_size, overlap):
@@ -100,7 +101,7 @@ def tile_grid(shape, tile_size, overlap):
         starts = _starts(length, tile, tile - overlap)
         extent = min(tile, length)
         axes.append([(slice(s, s + extent), core)
-                     for s, core in zip(starts, _cores(starts, extent, length))])
+                     for s, core in zip(starts, _cores(starts, extent))])
     return [Tile(i * len(axes[1]) + j, (rows, cols), (ycore, xcore))
             for i, (rows, ycore) in enumerate(axes[0])
             for j, (cols, xcore) in enumerate(axes[1])]
