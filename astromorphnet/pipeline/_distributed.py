@@ -2,7 +2,7 @@
 
 Shipping a Keras model inside every task serialises the network anew each
 time (the pitfall of ``map_blocks(model.predict)``).  Here the estimator's
-file travels once to each worker in a `~distributed.WorkerPlugin`, which
+file travels once to each worker in a ``distributed.WorkerPlugin``, which
 loads it there; tasks find it in a per-process cache keyed by the file's
 hash.  This module imports ``distributed``: it is imported only when a
 ``client`` is given.
@@ -48,7 +48,7 @@ class ModelPlugin(WorkerPlugin):
 
         Parameters
         ----------
-        worker : `distributed.Worker`
+        worker : ``distributed.Worker``
             The worker starting the plugin.
         """
         from ..estimators import load
@@ -65,7 +65,7 @@ class ModelPlugin(WorkerPlugin):
 
         Parameters
         ----------
-        worker : `distributed.Worker`
+        worker : ``distributed.Worker``
             The worker stopping the plugin.
         """
         _MODELS.pop(self.key, None)
@@ -115,7 +115,7 @@ def run_on_cluster(client, jobs, estimator, path, settings, done):
 
     Parameters
     ----------
-    client : `distributed.Client` or str
+    client : ``dask.distributed.Client`` or str
         The cluster's client, or its scheduler's address (a client is opened
         and closed here).
     jobs : list of `~astromorphnet.pipeline._measure._Job`
@@ -136,7 +136,7 @@ def run_on_cluster(client, jobs, estimator, path, settings, done):
     Raises
     ------
     TypeError
-        If ``client`` is neither a `distributed.Client` nor an address.
+        If ``client`` is neither a ``dask.distributed.Client`` nor an address.
     """
     if isinstance(client, str):
         with Client(client) as own:

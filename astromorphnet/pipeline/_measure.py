@@ -112,13 +112,13 @@ def measure(images, model=None, *, error=None, weight=None, mask=None, size=64,
     tile_overlap : int, optional
         Pixels shared by neighbouring tiles; at least the cutout size.
         Default: the cutout size plus 32 pixels.
-    client : `distributed.Client` or str, optional
+    client : ``dask.distributed.Client`` or str, optional
         Run the images / tiles as tasks on this Dask cluster (or on the
         scheduler at this address).  The model is sent once to each worker
         and loaded there from its file; FITS paths must be readable from
         the workers.  Default: run here, in this process.
     progress : bool, optional
-        Log one line per image or tile through `astropy.log` (INFO).
+        Log one line per image or tile through ``astropy.log`` (INFO).
         Default (None): when there is more than one image or tile.
     **detection
         Options of `~astromorphnet.cutouts.extract_cutouts` (``threshold``,
