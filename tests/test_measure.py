@@ -160,6 +160,39 @@ def test_electron_per_second_header_equals_unitless_with_zeropoint(catalog, scen
     np.testing.assert_allclose(scaled["r_eff"].value, catalog["r_eff"].value, rtol=1e-4)
 
 
+def test_model_with_a_pixel_unit_gets_the_image_converted(scene, model):
+    image, wcs, _, _ = scene
+    # The same network, as if fitted on pixels in electron/s of zeropoint 25.94.
+    in_counts = object.__new__(type(model))
+    in_counts.__dict__.update(model.__dict__, unit_=u.electron / u.s)
+    reference = measure(CCDData(image, unit=u.electron / u.s, wcs=wcs), in_counts, **OPTIONS)
+    per_minute = measure(CCDData(image * 60, unit=u.electron / u.min, wcs=wcs), in_counts,
+                         **OPTIONS)
+    np.testing.assert_allclose(per_minute["mag"].value, reference["mag"].value, atol=1e-4)
+    # nJy and electron/s do not convert: the zeropoints relate them (nJy's is 31.4).
+    to_njy = 10 ** (-0.4 * (ZEROPOINT - (1 * u.nJy).to_value(u.ABmag)))
+    in_njy = measure(CCDData(image * to_njy, unit=u.nJy, wcs=wcs), in_counts, **OPTIONS)
+    np.testing.assert_allclose(in_njy["mag"].value, reference["mag"].value, atol=1e-4)
+    np.testing.assert_allclose(in_njy["r_eff"].value, reference["r_eff"].value, rtol=1e-4)
+    assert in_njy.meta["zeropoints"][0] == pytest.approx(31.4, abs=1e-3)
+
+
+def test_default_model_and_names_come_from_the_shipped_models(scene, model, monkeypatch):
+    import types
+
+    import astromorphnet.pipeline._measure as measure_module
+
+    asked = []
+    shipped = types.ModuleType("astromorphnet.pretrained")
+    shipped.load_pretrained = lambda name: asked.append(name) or model
+    monkeypatch.setitem(sys.modules, "astromorphnet.pretrained", shipped)
+    image, wcs, _, _ = scene
+    mosaic = NDData(image, wcs=wcs, meta={"MAGZERO": ZEROPOINT})
+    assert measure(mosaic, **OPTIONS).meta["model_name"] == measure_module.DEFAULT_MODEL
+    assert measure(mosaic, "other-survey", **OPTIONS).meta["model_name"] == "other-survey"
+    assert asked == [measure_module.DEFAULT_MODEL, "other-survey"]
+
+
 def test_hst_photflam_gives_the_zeropoint(scene, model, tmp_path):
     image, wcs, _, _ = scene
     # PHOTFLAM/PHOTPLAM of WFC3/IR F160W: AB zeropoint 25.946.
