@@ -74,7 +74,7 @@ fits.PrimaryHDU(image, header).writeto(path)
 # zeropoints, so the network sees galaxies as bright as in training.
 sims, sim_truth = simulate_galaxies(max(128, int(3000 * scale)), "CANDELS_F160W",
                                     stamp_size=48, random_state=1)
-reg = SersicCNNRegressor("light", max_epochs=max(2, int(20 * scale)), learning_rate=1e-3,
+reg = SersicCNNRegressor("light", max_epochs=max(1, int(20 * scale)), learning_rate=1e-3,
                          zeropoint=sim_truth.meta["zeropoint"], random_state=0)
 reg.fit(sims, sim_truth)
 
