@@ -46,7 +46,8 @@ intersphinx_mapping.update({
 #: publishes none) never resolve; without intersphinx (offline builds) none of
 #: them do.  References to them are then left unresolved on purpose.
 _EXTERNAL = ("astropy", "numpy", "sklearn", "scipy", "matplotlib", "photutils", "galsim",
-             "keras", "tensorflow", "h5py", "zarr", "threadpoolctl", "enum")
+             "keras", "tensorflow", "h5py", "zarr", "threadpoolctl", "enum", "dask",
+             "distributed")
 
 html_theme_options = {"github_url": "https://github.com/astromorphnet/astromorphnet"}
 # sphinx-astropy's changelog_links turns "[#12]" in CHANGES.rst into links.
