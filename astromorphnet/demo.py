@@ -164,8 +164,9 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
     3. report R² per parameter on the target and source test sets;
     4. report the coverage of each model's 68 % and 95 % error intervals on
        the target test set, as trained and after
-       `~astromorphnet.SersicCNNRegressor.calibrate` with held-out simulations and the unlabelled target training set (weighted
-       conformal prediction: no target label is used), which the returned
+       `~astromorphnet.SersicCNNRegressor.calibrate` with held-out simulations
+       and the unlabelled target training set (weighted conformal
+       prediction: no target label is used), which the returned
        estimators keep;
     5. write each model's target test catalog (ECSV, with calibrated
        errors), the R² and coverage tables, the Euclid morphology metrics
