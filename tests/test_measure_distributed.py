@@ -74,3 +74,15 @@ def test_client_of_wrong_type(inputs):
     model, paths = inputs
     with pytest.raises(TypeError, match="client must be a dask.distributed Client"):
         measure(paths[0], model, client=4, **OPTIONS)
+
+
+def test_predict_reads_a_dask_array_stack_batch_by_batch(inputs):
+    """A dask.array of cutouts is read lazily, batch by batch, with the in-memory result."""
+    da = pytest.importorskip("dask.array")
+    model = inputs[0]
+    X, _ = simulate_galaxies(12, "CANDELS_F160W", stamp_size=32, random_state=2)
+    lazy = da.from_array(np.asarray(X), chunks=(5, 32, 32))
+    expected, result = model.predict(X), model.predict(lazy)
+    assert result.colnames == expected.colnames
+    for name in ("mag", "r_eff", "sersic_n", "ellipticity", "mag_err"):
+        np.testing.assert_allclose(result[name].value, expected[name].value, rtol=1e-5)
