@@ -25,6 +25,9 @@ _LAZY = {
     "simulate_galaxies": "simulation",
     "simulate_real_like": "simulation",
     "fit_sersic": "fitting",
+    "measure": "pipeline",
+    "load_pretrained": "pretrained",
+    "list_pretrained": "pretrained",
     "run_demo": "demo",
 }
 

@@ -30,7 +30,8 @@ import pytest
 docscrape = pytest.importorskip("numpydoc.docscrape")
 
 SUBPACKAGES = ("catalog", "models", "preprocessing", "cutouts", "fitting", "metrics",
-               "visualization", "estimators", "simulation", "uncertainty", "pipeline")
+               "visualization", "estimators", "simulation", "uncertainty", "pipeline",
+               "pretrained")
 
 
 def _methods(cls):

@@ -44,7 +44,7 @@ def load_pretrained(name=DEFAULT_MODEL):
     """Load a fitted reference model shipped with the package.
 
     The model file is read from the installed package
-    (`importlib.resources`): nothing is downloaded.  The model card
+    (``importlib.resources``): nothing is downloaded.  The model card
     (:doc:`/user_guide/pretrained`) gives each model's training set,
     accuracy and intended use.
 
