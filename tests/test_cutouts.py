@@ -12,9 +12,11 @@ from astropy.nddata import CCDData, Cutout2D, NDData, StdDevUncertainty
 from astropy.table import QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
+from photutils.segmentation import deblend_sources, detect_sources
 from photutils.utils import NoDetectionsWarning
 
 from astromorphnet._input import as_stamps
+from astromorphnet.cutouts import _extract
 from astromorphnet.catalog import SersicFlag
 from astromorphnet.cutouts import (extract_cutouts, mask_neighbours, match_parameter_ranges,
                                    parameter_ranges, select_magnitude)
@@ -117,6 +119,22 @@ def test_deblending_splits_the_blended_pair(mosaic):
     assert len(merged.cutouts) == len(TRUTH) - 1
     for xy in PAIR:
         assert nearest(merged.table, xy)[1] > 3  # one centroid between the two
+
+
+def test_deblending_only_the_segments_that_can_split_changes_nothing():
+    # Crowded and noisy: many segments, some with several peaks, some split.
+    rng = np.random.default_rng(5)
+    positions = rng.uniform(10, 246, (60, 2))
+    data = make_mosaic(positions, seed=5) - 5.0
+    convolved = _extract._smooth(data, 3.0)
+    segm = detect_sources(convolved, 1.5 * NOISE, 10)
+    every = deblend_sources(convolved, segm, 10, n_levels=32, contrast=0.001,
+                            progress_bar=False)
+    fast = _extract._deblend(convolved, segm, 10, 32, 0.001)
+    assert every.n_labels > segm.n_labels  # some segments do split
+    # The same partition of the pixels, whatever the numbering.
+    pairs = set(zip(every.data.ravel().tolist(), fast.data.ravel().tolist()))
+    assert len(pairs) == every.n_labels + 1 == fast.n_labels + 1
 
 
 def test_deblending_without_scikit_image_fails_at_once(monkeypatch, mosaic):

@@ -30,7 +30,7 @@ from photutils.background import Background2D
 from photutils.segmentation import (SourceCatalog, deblend_sources, detect_sources,
                                     make_2dgaussian_kernel)
 from photutils.utils import NoDetectionsWarning
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import binary_dilation, maximum_filter
 
 from .._input import _meta_zeropoint, _std_array
 from ..catalog._flags import MASKED_FRACTION_LIMIT, SersicFlag
@@ -509,8 +509,18 @@ def _detect(convolved, threshold, n_pixels, bad):
 
 
 def _deblend(convolved, segm, n_pixels, n_levels, contrast):
-    return deblend_sources(convolved, segm, n_pixels, n_levels=n_levels, contrast=contrast,
-                           progress_bar=False)
+    # Only a segment of at least two components of n_pixels each, and with two
+    # or more local maxima, can split: each component above a deblending
+    # threshold holds its own maximum, which is >= its 8 neighbours.  Skipping
+    # the others gives the same segmentation, faster.
+    peaks = (convolved == maximum_filter(convolved, size=3)) & (segm.data > 0)
+    n_peaks = np.bincount(segm.data[peaks], minlength=segm.max_label + 1)
+    areas = np.bincount(segm.data.ravel(), minlength=segm.max_label + 1)
+    labels = np.flatnonzero((n_peaks[1:] >= 2) & (areas[1:] >= 2 * n_pixels)) + 1
+    if not len(labels):
+        return segm
+    return deblend_sources(convolved, segm, n_pixels, labels=labels, n_levels=n_levels,
+                           contrast=contrast, progress_bar=False)
 
 
 def _centroids(data, segm, convolved, bad):
