@@ -9,7 +9,7 @@ from astropy import log
 from ._common import (UsageError, add_overwrite, add_quiet, check_output, float_in, input_file,
                       int_at_least, read_cutouts)
 
-__all__ = ["add_parser", "run", "select"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub):
@@ -21,8 +21,10 @@ def add_parser(sub):
                       "'finetune'",
         description="Fit a PSF-convolved single-Sérsic profile to each cutout and write the "
                     "fits that pass the quality cuts (fit_flag and flag 0, chi2_nu at most "
-                    "--max-chi2) as a labels table, with an 'index' column (the cutout's "
-                    "number) and a 'selected' column; 'finetune' reads it.")
+                    "--max-chi2, relative errors at most --max-rel-error) as a labels table, "
+                    "with an 'index' column (the cutout's number) and a 'selected' column; "
+                    "'finetune' reads it.  The Python equivalent is "
+                    "astromorphnet.fitting.label_with_fit.")
     add = parser.add_argument
     add("cutouts", type=input_file, metavar="CUTOUTS",
         help="cutouts: a FITS cube (n, ny, nx) or an HDF5 set")
@@ -38,8 +40,12 @@ def add_parser(sub):
     add("--max-chi2", type=float_in(0), default=None, metavar="CHI2",
         help="also cut fits whose reduced chi-square exceeds CHI2 (default: only the fits' "
              "own BAD_CHI2 flag)")
+    add("--max-rel-error", type=float_in(0), default=None, metavar="FRACTION",
+        help="also cut fits whose relative error on the flux, r_eff, sersic_n or the axis "
+             "ratio exceeds FRACTION (e.g. 0.2), or is undefined")
     add("--keep-flagged", action="store_true",
-        help="write every fit, those failing the cuts with selected=False")
+        help="write a row for every cutout, those failing the cuts with selected=False and "
+             "NaN parameters (their fit_flag, chi2_nu and sn say why)")
     add("--fit-sky", action="store_true", help="also fit a constant background")
     add("--zeropoint", type=float_in(), default=None, metavar="MAG",
         help="AB zeropoint of cutouts whose file gives none")
@@ -53,19 +59,11 @@ def add_parser(sub):
     return parser
 
 
-def select(fitted, max_chi2=None):
-    """Whether each fit passes the cuts: ``fit_flag`` and ``flag`` 0, ``chi2_nu <= max_chi2``."""
-    good = (np.asarray(fitted["fit_flag"]) == 0) & (np.asarray(fitted["flag"]) == 0)
-    if max_chi2 is not None:
-        good &= np.asarray(fitted["chi2_nu"]) <= max_chi2
-    return good
-
-
 def run(args):
     """Fit ``args.cutouts``; write the labels to ``args.output``."""
     from ..catalog import catalog_format, write_catalog
     from ..catalog._targets import require_zeropoint
-    from ..fitting import fit_sersic
+    from ..fitting import label_with_fit
     from ..fitting._setup import check_psf
     from ..simulation import SurveyConfig
 
@@ -92,20 +90,17 @@ def run(args):
         except ValueError as error:
             raise UsageError(f"{error} (--zeropoint)") from error
         log.info(f"Fitting {len(stamps)} cutouts of {os.path.basename(args.cutouts)}")
-        fitted = fit_sersic(stamps, psf, fit_sky=args.fit_sky, n_jobs=args.jobs,
-                            verbose=not args.quiet)
+        # label_with_fit warns (through astropy's log) when few fits pass.
+        fitted = label_with_fit(stamps, psf, max_chi2=args.max_chi2,
+                                max_rel_error=args.max_rel_error, fit_sky=args.fit_sky,
+                                n_jobs=args.jobs, verbose=not args.quiet)
     finally:
         if dataset is not None:
             dataset.close()
     fitted.add_column(np.arange(len(fitted)), name="index", index=0)
-    fitted["selected"] = select(fitted, args.max_chi2)
-    n_selected = int(fitted["selected"].sum())
-    cuts = "fit_flag == 0 and flag == 0" + (
-        "" if args.max_chi2 is None else f" and chi2_nu <= {args.max_chi2}")
-    fitted.meta.update(cutouts=os.path.abspath(args.cutouts), selection=cuts)
-    log.info(f"{n_selected} of {len(fitted)} fits pass the cuts ({cuts})")
-    if not n_selected:
-        log.warning("no fit passes the cuts: the labels cannot fine-tune a model")
+    fitted.meta["cutouts"] = os.path.abspath(args.cutouts)
+    log.info(f"{fitted.meta['n_selected']} of {len(fitted)} fits pass the cuts "
+             f"({fitted.meta['selection']})")
     write_catalog(fitted if args.keep_flagged else fitted[fitted["selected"]], args.output,
                   overwrite=args.overwrite)
     log.info(f"Wrote {args.output}")
