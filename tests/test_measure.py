@@ -193,6 +193,17 @@ def test_default_model_and_names_come_from_the_shipped_models(scene, model, monk
     assert asked == [measure_module.DEFAULT_MODEL, "other-survey"]
 
 
+def test_a_shipped_model_passed_as_an_estimator_keeps_its_name(scene, model):
+    import copy
+
+    image, wcs, _, _ = scene
+    mosaic = NDData(image, wcs=wcs, meta={"MAGZERO": ZEROPOINT})
+    assert "model_name" not in measure(mosaic, model, **OPTIONS).meta
+    shipped = copy.copy(model)
+    shipped.pretrained_name_ = "candels-f160w"  # as load_pretrained leaves it
+    assert measure(mosaic, shipped, **OPTIONS).meta["model_name"] == "candels-f160w"
+
+
 def test_hst_photflam_gives_the_zeropoint(scene, model, tmp_path):
     image, wcs, _, _ = scene
     # PHOTFLAM/PHOTPLAM of WFC3/IR F160W: AB zeropoint 25.946.

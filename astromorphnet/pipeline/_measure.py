@@ -26,12 +26,10 @@ from photutils.utils import NoDetectionsWarning
 from .._input import (ZEROPOINT_KEYS, _meta_lookup, _pixel_unit, _std_array,
                       _unit_zeropoint, _wcs_pixel_scale, _zeropoint_value, check_unit)
 from ..cutouts._extract import _check_size, extract_cutouts
+from ..pretrained._registry import DEFAULT_MODEL
 from ._tiles import default_overlap, in_core, tile_grid, whole_image
 
-__all__ = ["DEFAULT_MODEL", "measure"]
-
-#: The shipped model `measure` uses when none is given.
-DEFAULT_MODEL = "candels-f160w"
+__all__ = ["measure"]
 
 #: HDU types read as one image.
 _HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
@@ -87,7 +85,7 @@ def measure(images, model=None, *, error=None, weight=None, mask=None, size=64,
         A fitted astromorphnet estimator, the path of one saved with its
         ``save`` (`~astromorphnet.load`), or the name of a shipped model
         (`~astromorphnet.list_pretrained`).  Default: the shipped
-        ``"candels-f160w"`` (`DEFAULT_MODEL`).
+        ``"candels-f160w"`` (`~astromorphnet.pretrained.DEFAULT_MODEL`).
     error, weight, mask : array-like, path, or list of them, optional
         Per-pixel standard deviation, inverse variance, or bad-pixel mask
         (True = bad) of the image, as for
@@ -285,7 +283,9 @@ def _resolve_model(model):
         model = DEFAULT_MODEL
     if isinstance(model, BaseSersicRegressor):
         check_is_fitted(model)
-        return model, {}, None
+        # A shipped model loaded by the caller keeps its identity in the catalog.
+        name = getattr(model, "pretrained_name_", None)
+        return model, ({} if name is None else {"model_name": name}), None
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a fitted astromorphnet estimator, the path of a saved "
                         f"one, or a shipped model name; got {type(model).__name__}")
