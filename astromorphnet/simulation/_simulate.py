@@ -440,13 +440,18 @@ def _neighbour(shape, survey, kernel, rng):
                          dx=distance * np.cos(angle), dy=distance * np.sin(angle))
 
 
+def _sky_plane(shape, slope_x, slope_y, offset=0.0):
+    """A residual sky plane: ``offset`` at the centre, changing by the slopes across the stamp."""
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx]
+    return slope_x * (xx / (nx - 1) - 0.5) + slope_y * (yy / (ny - 1) - 0.5) + offset
+
+
 def _add_artefacts(image, row, realism, sigma, rng):
     """Sky-subtraction residual plane and cosmic rays, in place (``sigma``: the noise's)."""
     if realism.sky_gradient > 0 and sigma > 0:
-        ny, nx = image.shape
         slope = rng.uniform(-1, 1, 2) * realism.sky_gradient * sigma
-        yy, xx = np.mgrid[:ny, :nx]
-        image += slope[0] * (xx / (nx - 1) - 0.5) + slope[1] * (yy / (ny - 1) - 0.5)
+        image += _sky_plane(image.shape, slope[0], slope[1])
     for _ in range(int(row.get("n_cosmic_rays", 0))):
         length = rng.integers(1, 6)
         angle = rng.uniform(0, np.pi)

@@ -326,7 +326,8 @@ class SurveyConfig:
         ----------
         name : str
             A key of `PRESETS`: ``"CANDELS_F160W"``,
-            ``"CANDELS_F160W_REAL_LIKE"`` or ``"GROUND_R"``.
+            ``"CANDELS_F160W_REAL_LIKE"``, ``"CANDELS_F160W_HARD"``,
+            ``"GROUND_R"`` or ``"GROUND_DEEP"``.
         **changes
             Attributes to override (e.g. ``stamp_size=64``).
 
@@ -439,6 +440,18 @@ def _as_galsim_psf(psf, pixel_scale):
     return galsim.InterpolatedImage(galsim.Image(array / array.sum(), scale=pixel_scale))
 
 
+def _psf_fwhm(psf, pixel_scale):
+    """FWHM of a PSF profile, arcsec: the diameter of the circle as large as its half-maximum area.
+
+    Drawn at a tenth of a pixel, so it holds for elliptical, aberrated and
+    spiked PSFs alike (GalSim's ``calculateFWHM`` assumes a radial profile).
+    """
+    scale = pixel_scale / 10
+    image = psf.drawImage(nx=400, ny=400, scale=scale, method="no_pixel").array
+    area = np.count_nonzero(image >= image.max() / 2) * scale**2
+    return float(2 * np.sqrt(area / np.pi))
+
+
 def _describe(value):
     """``repr``, except that an array (whose repr elides values) is named by its digest."""
     if isinstance(value, np.ndarray):
@@ -468,6 +481,46 @@ def _hst_f160w_psf(jitter=0.12):
                                        scale_unit=galsim.arcsec),
                            galsim.Gaussian(fwhm=jitter),
                            gsparams=galsim.GSParams(folding_threshold=2e-2))
+
+
+def _aberrated_hst_psf(index):
+    """One of the varied, aberrated HST-like PSFs of the ``CANDELS_F160W_HARD`` preset.
+
+    An obscured 2.4 m pupil with four struts (diffraction spikes) and
+    Zernike aberrations (defocus, astigmatism, coma, trefoil, spherical;
+    σ = 0.04 waves each times a severity rising from 1 to 2 with ``index``),
+    convolved with 0.06–0.18" of jitter.  Drawn from a fixed stream per
+    ``index``, so the preset is the same everywhere.
+    """
+    import galsim
+
+    rng = np.random.default_rng([_HARD_PSF_SEED, index])
+    severity = 1.0 + index / (_N_HARD_PSFS - 1)
+    names = ("defocus", "astig1", "astig2", "coma1", "coma2", "trefoil1", "trefoil2",
+             "spher")
+    aberrations = dict(zip(names, rng.normal(0.0, 0.04 * severity, len(names))))
+    optics = galsim.OpticalPSF(lam=1536.9, diam=2.4, obscuration=0.33, nstruts=4,
+                               strut_thick=0.04, strut_angle=45 * galsim.degrees,
+                               scale_unit=galsim.arcsec, **aberrations)
+    return galsim.Convolve(optics, galsim.Gaussian(fwhm=rng.uniform(0.06, 0.18)),
+                           gsparams=galsim.GSParams(folding_threshold=2e-2))
+
+
+def _ground_moffat_psf(index):
+    """One of the seeing PSFs of the ``GROUND_DEEP`` preset: Moffat, 0.6–1.2" FWHM.
+
+    FWHM rises in 0.05" steps with ``index``; β cycles through 2.5, 3.5 and
+    4.5; wind shake or guiding errors make some slightly elliptical (up to 0.06).
+    """
+    import galsim
+
+    psf = galsim.Moffat(beta=2.5 + index % 3, fwhm=0.6 + 0.05 * index)
+    return psf.shear(q=1.0 - 0.02 * (index % 4), beta=37.0 * index * galsim.degrees)
+
+
+# The hard HST-like preset's PSFs: how many, and the stream they are drawn from.
+_N_HARD_PSFS = 16
+_HARD_PSF_SEED = 20261203
 
 
 def _kolmogorov_psf(fwhm):
@@ -506,6 +559,22 @@ PRESETS = {
         psf=[_LazyPSF(functools.partial(_hst_f160w_psf, jitter),
                       f"HST F160W Airy * Gaussian({jitter}\")") for jitter in (0.08, 0.12, 0.16)],
         noise=CorrelatedNoise("cosmos", variance=0.012**2)),
+    # A harder HST-like target (see simulation.simulate_target, "hst_hard"):
+    # 16 aberrated optical PSFs with struts, noise correlated as drizzled HST
+    # and twice the training preset's.
+    "CANDELS_F160W_HARD": dict(
+        pixel_scale=0.06, zeropoint=25.94, stamp_size=128,
+        psf=[_LazyPSF(functools.partial(_aberrated_hst_psf, i),
+                      f"aberrated HST F160W OpticalPSF #{i}") for i in range(_N_HARD_PSFS)],
+        noise=CorrelatedNoise("cosmos", variance=0.016**2)),
+    # A deep ground-based survey (HSC/LSST-like i band; see simulate_target,
+    # "ground"): Moffat seeing 0.6-1.2", 0.2" pixels, sky-limited CCD noise
+    # (~20.5 mag/arcsec² for 20 minutes: 5σ ≈ 26 AB for a point source).
+    "GROUND_DEEP": dict(
+        pixel_scale=0.2, zeropoint=27.0, stamp_size=64,
+        psf=[_LazyPSF(functools.partial(_ground_moffat_psf, i),
+                      f"Moffat seeing {0.6 + 0.05 * i:.2f}\" FWHM") for i in range(13)],
+        noise=CCDNoise(sky_level=8.0, exposure_time=1200.0, read_noise=5.0, gain=1.0)),
     "GROUND_R": dict(
         pixel_scale=0.2, zeropoint=27.0, stamp_size=64,
         psf=_LazyPSF(functools.partial(_kolmogorov_psf, 0.7), "Kolmogorov(0.7\" FWHM) seeing"),
