@@ -8,6 +8,8 @@ import sklearn
 from astropy.utils.exceptions import AstropyUserWarning
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from astromorphnet.model_selection import (MIN_EFFECTIVE_SIZE, DeepEmbeddedValidationScorer,
                                            ImportanceWeightedScorer)
@@ -113,6 +115,16 @@ def test_grid_search_with_metadata_routing_picks_the_target_model(scorer_class):
         search.fit(X, y, sample_domain=domain)
     assert search.best_params_ == {"centre": 2.4}
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_pipeline_domain_classifier_reads_the_final_step_input(candidates):
+    X, y, _, domain = covariate_shift()
+    # A column that tells the domains apart perfectly but that the model never sees.
+    survey_id = np.where(domain > 0, 0.0, 100.0)[:, np.newaxis]
+    pipe = make_pipeline(FunctionTransformer(lambda x: x[:, :1]), candidates[2.4])
+    scorer = ImportanceWeightedScorer(random_state=0)
+    expected = scorer(candidates[2.4], X, y, sample_domain=domain)
+    assert scorer(pipe, np.hstack([X, survey_id]), y, sample_domain=domain) == expected
 
 
 def test_small_effective_size_warns():

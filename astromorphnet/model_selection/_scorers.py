@@ -14,6 +14,7 @@ from numbers import Integral, Real
 import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metadata_routing import MetadataRequest
 
@@ -61,8 +62,9 @@ class _DomainShiftScorer(BaseEstimator):
         Parameters
         ----------
         estimator : fitted regressor
-            An astromorphnet estimator, or any scikit-learn regressor whose
-            ``predict`` returns an array shaped like ``y``.
+            An astromorphnet estimator, any scikit-learn regressor whose
+            ``predict`` returns an array shaped like ``y``, or a
+            `~sklearn.pipeline.Pipeline` ending in either.
         X : cutouts or array-like
             The fold's rows of both domains.
         y : `~astropy.table.QTable` or array-like
@@ -156,7 +158,8 @@ class ImportanceWeightedScorer(_DomainShiftScorer):
         What the domain classifier reads: the estimator's network features
         (its ``"features"`` layer), or the flattened (standardised) input.
         Estimators without a network (plain scikit-learn regressors) always
-        use the input.  Features of a domain-adversarial network are made
+        use the input.  In a `~sklearn.pipeline.Pipeline`, the input is what
+        its final step receives.  Features of a domain-adversarial network are made
         domain-invariant, which pulls its weights towards 1: ``"input"``
         keeps the shift visible there.
     random_state : int, `~numpy.random.RandomState` or None, default=None
@@ -286,6 +289,10 @@ def _predict_with_features(estimator, X, y, features):
     """``(predictions, labels, domain-classifier input)``, arrays of one row per cutout."""
     from ..estimators._base import BaseSersicRegressor
 
+    if isinstance(estimator, Pipeline) and len(estimator) > 1:
+        # The final step's own input (cropped, scaled, ...) is what it sees.
+        X = estimator[:-1].transform(X)
+        estimator = estimator[-1]
     if not isinstance(estimator, BaseSersicRegressor):
         x = np.asarray(X, float)
         labels = _as_2d(np.asarray(y, float))
