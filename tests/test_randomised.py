@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from astromorphnet.simulation import (NOISE_CORRELATIONS, PSF_FAMILIES, TARGET_DOMAINS,
-                                      RandomisationRanges, SurveyConfig, simulate_randomised,
-                                      simulate_target)
+                                      RandomisationRanges, SimulationStream, SurveyConfig,
+                                      simulate_randomised, simulate_target)
 
 from .conftest import FAST_RANGES
 
@@ -150,3 +150,24 @@ def test_hard_hst_target_domain():
     with pytest.raises(ValueError, match=r"unknown target domain 'sdss'; choose among "
                                          r"\['ground', 'hst_hard'\]"):
         simulate_target(2, "sdss")
+
+
+def test_stream_gives_fresh_reproducible_epochs():
+    stream = SimulationStream(3, stamp_size=32, ranges=FAST_RANGES, random_state=7)
+    first, truth = stream.epoch(1)
+    assert truth.meta["epoch"] == 1 and "psf_family" in truth.colnames
+    stream.epoch(0)  # drawing another epoch first changes nothing
+    again, _ = SimulationStream(3, stamp_size=32, ranges=FAST_RANGES, random_state=7).epoch(1)
+    np.testing.assert_array_equal(again, first)
+    expected, _ = simulate_randomised(3, stamp_size=32, ranges=FAST_RANGES,
+                                      random_state=stream.epoch_seed(1))
+    np.testing.assert_array_equal(expected, first)
+    assert not np.array_equal(stream.epoch(2)[0], first)
+    plain = SimulationStream(3, stamp_size=32, ranges=FAST_RANGES, randomisation=False,
+                             random_state=7)
+    assert "psf_family" not in plain.epoch(1)[1].colnames
+    for epoch in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="the epoch must be an integer >= 0; got"):
+            stream.epoch_seed(epoch)
+    with pytest.raises(ValueError, match=r"n \(galaxies per epoch\) must be an integer >= 1"):
+        SimulationStream(0)

@@ -11,6 +11,7 @@ as extra truth columns.
 
 import dataclasses
 import functools
+import numbers
 
 import astropy.units as u
 import numpy as np
@@ -21,10 +22,11 @@ from ._parameters import _check_count, _is_number
 from ._render import PSFKernel
 from ._simulate import (_TASK_SIZE, Realism, _add_artefacts, _as_survey, _galaxy_rng,
                         _render_galaxy, _sky_plane, _survey_metadata, _truth_table,
-                        master_seed)
+                        master_seed, simulate_galaxies)
 from ._survey import _psf_fwhm
 
-__all__ = ["PSF_FAMILIES", "NOISE_CORRELATIONS", "RandomisationRanges", "simulate_randomised"]
+__all__ = ["PSF_FAMILIES", "NOISE_CORRELATIONS", "RandomisationRanges", "SimulationStream",
+           "simulate_randomised"]
 
 #: PSF families `simulate_randomised` draws from.
 PSF_FAMILIES = ("gaussian", "moffat", "airy", "spikes")
@@ -316,6 +318,137 @@ def simulate_randomised(n, survey="CANDELS_F160W", *, ranges=None, randomisation
     truth.meta["reference_psf_fwhm"] = fwhm
     truth.meta["reference_noise_sigma"] = sigma
     return images, truth
+
+
+class SimulationStream:
+    """Fresh simulated galaxies for every training epoch, reproducible epoch by epoch.
+
+    ``epoch(i)`` simulates a new set seeded by ``(random_state, i)``: the same
+    call always gives the same galaxies, whichever epochs were drawn before
+    and in which order, so a network can train on fresh galaxies every epoch
+    and a run can resume at any epoch.  No Keras or TensorFlow is needed.
+
+    Parameters
+    ----------
+    n : int
+        Galaxies per epoch.
+    survey : str or `SurveyConfig`, optional
+        A preset name or a configuration.
+    randomisation : `RandomisationRanges`, dict or False, optional
+        The nuisance ranges of `simulate_randomised` (None: its defaults);
+        False simulates plain survey galaxies with `simulate_galaxies`.
+    ranges : dict, optional
+        Galaxy parameter ranges for `draw_parameters`.
+    stamp_size : int, optional
+        Overrides the survey's stamp size.
+    n_jobs : int, optional
+        Worker processes per epoch; the galaxies do not depend on it.
+    random_state : int, `~numpy.random.RandomState` or None
+        Seed of the whole stream (None: drawn once, when the stream is made).
+
+    Attributes
+    ----------
+    seed : int
+        The stream's master seed.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not an integer >= 1, ``random_state`` is invalid, or
+        ``randomisation`` is invalid.
+
+    Examples
+    --------
+    >>> from astromorphnet.simulation import SimulationStream
+    >>> stream = SimulationStream(4, stamp_size=32, random_state=0)
+    >>> images, truth = stream.epoch(3)
+    >>> images.shape, truth.meta["epoch"]
+    ((4, 32, 32), 3)
+    >>> bool((stream.epoch(3)[0] == images).all())
+    True
+    """
+
+    def __init__(self, n, survey="CANDELS_F160W", *, randomisation=None, ranges=None,
+                 stamp_size=None, n_jobs=1, random_state=None):
+        self.n = _check_count("n (galaxies per epoch)", n)
+        self.survey = _as_survey(survey, stamp_size)
+        self.randomisation = (False if randomisation is False
+                              else RandomisationRanges._from(randomisation))
+        self.ranges = ranges
+        self.n_jobs = effective_n_jobs(n_jobs)
+        self.seed = master_seed(random_state)
+
+    def epoch_seed(self, i):
+        """The seed of epoch ``i``'s galaxies.
+
+        Parameters
+        ----------
+        i : int
+            Epoch number, >= 0.
+
+        Returns
+        -------
+        seed : int
+            Derived from the stream's seed and ``i`` (independent streams).
+
+        Raises
+        ------
+        ValueError
+            If ``i`` is not an integer >= 0.
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import SimulationStream
+        >>> stream = SimulationStream(4, random_state=0)
+        >>> stream.epoch_seed(1) == stream.epoch_seed(1) != stream.epoch_seed(2)
+        True
+        """
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
+            raise ValueError(f"the epoch must be an integer >= 0; got {i!r}")
+        return int(np.random.SeedSequence([self.seed, int(i)]).generate_state(1)[0] >> 1)
+
+    def epoch(self, i):
+        """Epoch ``i``'s galaxies: a fresh, reproducible set.
+
+        Parameters
+        ----------
+        i : int
+            Epoch number, >= 0.
+
+        Returns
+        -------
+        images : `~numpy.ndarray`
+            The float32 ``(n, stamp_size, stamp_size)`` stamps.
+        truth : `~astropy.table.QTable`
+            As `simulate_randomised` (or `simulate_galaxies` without
+            randomisation); ``meta["epoch"]`` is ``i``.
+
+        Raises
+        ------
+        ValueError
+            If ``i`` is not an integer >= 0.
+
+        Examples
+        --------
+        >>> from astromorphnet.simulation import SimulationStream
+        >>> stream = SimulationStream(2, stamp_size=32, randomisation=False, random_state=0)
+        >>> bool(stream.epoch(0)[1]["mag"][0] != stream.epoch(1)[1]["mag"][0])
+        True
+        """
+        seed = self.epoch_seed(i)
+        kwargs = dict(ranges=self.ranges, n_jobs=self.n_jobs, random_state=seed)
+        if self.randomisation is False:
+            images, truth = simulate_galaxies(self.n, self.survey, **kwargs)
+        else:
+            images, truth = simulate_randomised(self.n, self.survey,
+                                                randomisation=self.randomisation, **kwargs)
+        truth.meta["epoch"] = int(i)
+        return images, truth
+
+    def __repr__(self):
+        kind = "plain" if self.randomisation is False else "randomised"
+        return (f"SimulationStream({self.n}, {self.survey.name!r}, {kind}, "
+                f"stamp_size={self.survey.stamp_size}, seed={self.seed})")
 
 
 def _add_nuisance_columns(truth, ranges, fwhm, sigma, seed):
