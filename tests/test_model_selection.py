@@ -137,6 +137,20 @@ def test_small_effective_size_warns():
         ImportanceWeightedScorer(random_state=0)(model, X, y)
 
 
+def test_dev_warns_when_its_control_variate_overshoots():
+    rng = np.random.default_rng(3)
+    # A narrow target in the source's tail: few, heavy weights.
+    X = np.r_[rng.normal(0, 1, 300), rng.normal(1.5, 0.5, 300)][:, np.newaxis]
+    y = np.where(np.arange(600) < 300, X[:, 0] ** 2, np.nan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score = DeepEmbeddedValidationScorer(random_state=0)(KernelLinear(1.2).fit(X, y), X, y)
+    assert score > 0  # a negative squared-error risk: meaningless, and said so
+    messages = [str(w.message) for w in caught if w.category is AstropyUserWarning]
+    assert any("control variate made the estimated risk negative" in m for m in messages)
+    assert any("effective" in m for m in messages)
+
+
 def test_no_warning_with_enough_effective_rows(candidates):
     X, y, _, domain = covariate_shift()
     with warnings.catch_warnings():
@@ -170,6 +184,9 @@ def test_malformed_input_and_parameters():
         DeepEmbeddedValidationScorer(features="pixels")(model, X, y, sample_domain=domain)
     with pytest.raises(ValueError, match="sample_domain must hold positive integers"):
         ImportanceWeightedScorer()(model, X, y, sample_domain=np.zeros(100, int))
+    model.coef_ = np.array([np.nan, 0.0])
+    with pytest.raises(ValueError, match="predicted non-finite values on source rows"):
+        ImportanceWeightedScorer()(model, X, y, sample_domain=domain)
 
 
 def test_network_features_in_grid_search():

@@ -82,8 +82,9 @@ class _DomainShiftScorer(BaseEstimator):
         Raises
         ------
         ValueError
-            If the fold has no labelled source row or no target row, or
-            ``y`` does not have one row per cutout.
+            If the fold has no labelled source row or no target row, ``y``
+            does not have one row per cutout, or the estimator predicts
+            non-finite values on source rows.
         """
         self._validate_params()
         predicted, labels, features = _predict_with_features(estimator, X, y, self.features)
@@ -102,6 +103,14 @@ class _DomainShiftScorer(BaseEstimator):
                 f"validation fold; this fold has none ({len(labels)} source rows): use a "
                 "splitter that keeps both domains in each fold, e.g. StratifiedKFold on "
                 "sample_domain")
+        true = labels[source]
+        spread = true.var(axis=0)
+        # A constant source label carries no scale: count its raw squared error.
+        spread = np.where(spread > 0, spread, 1.0)
+        loss = ((predicted[source] - true) ** 2 / spread).mean(axis=1)
+        if not np.isfinite(loss).all():
+            raise ValueError(f"{name}: the estimator predicted non-finite values on source "
+                             "rows; no error can be estimated")
         self.density_ratio_ = DomainDensityRatio(
             n_components=self.n_components, clip=self.weight_clip,
             random_state=self.random_state).fit(features[source], features[target])
@@ -113,14 +122,6 @@ class _DomainShiftScorer(BaseEstimator):
                 f"of {int(source.sum())} source rows (fewer than {MIN_EFFECTIVE_SIZE}): few "
                 "source rows resemble the target, so this score is noisy; use larger folds "
                 "or a source closer to the target", AstropyUserWarning)
-        true = labels[source]
-        spread = true.var(axis=0)
-        # A constant source label carries no scale: count its raw squared error.
-        spread = np.where(spread > 0, spread, 1.0)
-        loss = ((predicted[source] - true) ** 2 / spread).mean(axis=1)
-        if not np.isfinite(loss).all():
-            raise ValueError(f"{name}: the estimator predicted non-finite values on source "
-                             "rows; no error can be estimated")
         return -self._risk(loss, weights)
 
 
