@@ -145,3 +145,24 @@ def test_one_call_fine_tuning_skips_rejected_rows(cutouts, labels, refit):
     with pytest.raises(ValueError, match="no labelled target rows to fine-tune on"):
         TransferLearningRegressor(pretrained, max_epochs=1, random_state=0,
                                   zeropoint=survey.zeropoint).fit(images, none)
+
+
+def test_cli_label_runs_label_with_fit(cutouts, refit, tmp_path):
+    from astropy.io import fits
+    from astropy.table import QTable
+
+    from astromorphnet.__main__ import main
+
+    images, _, survey = cutouts
+    fits.PrimaryHDU(images, fits.Header({"MAGZERO": survey.zeropoint})).writeto(
+        tmp_path / "cube.fits")
+    output = str(tmp_path / "labels.ecsv")
+    with pytest.warns(AstropyUserWarning, match="0 of 5 fits pass"):
+        assert main(["label", str(tmp_path / "cube.fits"), "-o", output, "--survey",
+                     "CANDELS_F160W", "--max-rel-error", "1e-9", "--keep-flagged", "-q"]) == 0
+    labels = QTable.read(output)
+    assert list(labels["index"]) == list(range(5)) and not labels["selected"].any()
+    assert np.isnan(labels["mag"].value).all() and labels["mag"].unit == u.ABmag
+    assert labels.meta["selection"] == ("fit_flag == 0 and flag == 0 and relative errors "
+                                        "<= 1e-09")
+    assert labels.meta["max_rel_error"] == 1e-9 and labels.meta["n_selected"] == 0
