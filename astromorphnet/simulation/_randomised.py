@@ -574,8 +574,7 @@ def _noise_field(shape, scale, row, rng):
 def _render_randomised(task):
     import galsim
 
-    # One stamp is too small for GalSim's OpenMP threads: on a busy machine
-    # they made the noise 50x slower (worker processes have one already).
+    # As `_simulate._render_task`: one thread for one stamp.
     with galsim.utilities.single_threaded():
         return _render_block(*task)
 

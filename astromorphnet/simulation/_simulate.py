@@ -366,7 +366,16 @@ def _render_blocks(truth, survey, realism, seed, n_jobs, verbose, index_offset=0
 def _render_task(task):
     import galsim
 
-    (survey, realism, seed, n_psfs, sigma), start, columns, kernels = task
+    # One stamp is too small for GalSim's OpenMP threads: on a busy machine
+    # they made the noise up to 50x slower (worker processes have one already).
+    with galsim.utilities.single_threaded():
+        return _render_block(*task)
+
+
+def _render_block(settings, start, columns, kernels):
+    import galsim
+
+    survey, realism, seed, n_psfs, sigma = settings
     size = survey.stamp_size
     n = len(columns["mag"])
     block = np.empty((n, size, size), np.float32)
