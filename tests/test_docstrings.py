@@ -31,7 +31,7 @@ docscrape = pytest.importorskip("numpydoc.docscrape")
 
 SUBPACKAGES = ("catalog", "models", "preprocessing", "cutouts", "fitting", "metrics",
                "visualization", "estimators", "simulation", "uncertainty", "pipeline",
-               "pretrained")
+               "pretrained", "model_selection")
 
 
 def _methods(cls):
