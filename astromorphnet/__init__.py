@@ -25,6 +25,7 @@ _LAZY = {
     "simulate_galaxies": "simulation",
     "simulate_real_like": "simulation",
     "fit_sersic": "fitting",
+    "label_with_fit": "fitting",
     "measure": "pipeline",
     "load_pretrained": "pretrained",
     "list_pretrained": "pretrained",
