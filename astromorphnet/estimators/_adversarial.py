@@ -1,10 +1,10 @@
-"""Adversarial domain adaptation (DANN): supervised and semi-supervised."""
+"""Domain adaptation by feature alignment (DANN, Deep CORAL, MMD), supervised or not."""
 
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ..catalog._targets import TARGETS
 from ._base import NETWORK_CONSTRAINTS, BaseSersicRegressor, fit_atomically
@@ -14,16 +14,24 @@ __all__ = ["AdversarialDARegressor"]
 
 
 class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
-    """Sérsic CNN trained on two domains at once with a domain-adversarial loss.
+    """Sérsic CNN trained on two domains at once with a feature-alignment loss.
 
     One network (the reference thesis's Fig. 5.1): a shared convolutional
-    feature extractor, the regression head of ``architecture``, and a domain
-    classifier behind a gradient-reversal layer
-    (`~astromorphnet.models.build_dann`).  The loss is
-    ``alpha · regression + (1 - alpha) · binary cross-entropy``; reversing
-    the domain classifier's gradient drives the extractor towards features
-    that do not tell simulated from real galaxies, so the regression learnt
-    on simulations carries over.
+    feature extractor, the regression head of ``architecture``, and the head
+    of an alignment loss on the features
+    (`~astromorphnet.models.build_aligned`).  The loss is
+    ``alpha · regression + (1 - alpha) · alignment``; the alignment term
+    drives the extractor towards features that do not tell simulated from
+    real galaxies, so the regression learnt on simulations carries over.
+    ``alignment`` picks the method:
+
+    * ``"dann"`` (default, the thesis's): a domain classifier behind a
+      gradient-reversal layer (`~astromorphnet.models.DANNAlignment`);
+    * ``"coral"``: Deep CORAL, matching the domains' feature covariances
+      (`~astromorphnet.models.CORALAlignment`);
+    * ``"mmd"``: multi-kernel maximum mean discrepancy of the features
+      (`~astromorphnet.models.MMDAlignment`);
+    * an `~astromorphnet.models.AlignmentLoss` instance: any further method.
 
     * ``supervised=True``: every labelled row, source or target, feeds the
       regression loss (target rows with NaN labels are left out).
@@ -44,16 +52,19 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         must name the layer ending its feature extractor ``"features"``.
     targets : tuple of str, default=("mag", "r_eff", "sersic_n", "ellipticity")
         Parameters to learn.
+    alignment : {"dann", "coral", "mmd"} or AlignmentLoss, default="dann"
+        The alignment loss (see above).  An instance is copied, never
+        changed by training.
     alpha : float, default=0.9
-        Weight of the regression loss; the domain loss gets ``1 - alpha``.
+        Weight of the regression loss; the alignment loss gets ``1 - alpha``.
     reversal_strength : float, default=1.0
-        Gradient-reversal strength λ.
+        Gradient-reversal strength λ (``alignment="dann"`` only).
     reversal_warmup : int, default=0
         Epochs over which λ rises from 0 with DANN's schedule
         ``2 / (1 + exp(-10 p)) - 1`` (`~astromorphnet.models.ReversalSchedule`);
-        0 keeps λ constant.
+        0 keeps λ constant (``alignment="dann"`` only).
     domain_units : tuple of int, default=(128, 64)
-        Hidden layers of the domain classifier.
+        Hidden layers of the domain classifier (``alignment="dann"`` only).
     learning_rate : float, default=1e-4
         Adam learning rate.
     batch_size : int, default=16
@@ -71,6 +82,8 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         `SersicCNNRegressor`).
     normalization, log_targets, image_size, n_members, coverage
         As for `SersicCNNRegressor`.
+    augment, tta, bounded
+        As for `SersicCNNRegressor`.
     zeropoint, pixel_scale, random_state, verbose
         As for `SersicCNNRegressor`.
 
@@ -78,10 +91,13 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     ----------
     model_ : `keras.Model`
         The two-headed network; outputs ``{"sersic", "domain"}``.
+    alignment_ : `~astromorphnet.models.AlignmentLoss`
+        The alignment loss used (the ``"domain"`` output's loss).
     history_ : dict
-        Keras history: ``sersic_loss``, ``domain_loss``,
+        Keras history: ``sersic_loss``, ``domain_loss`` (the alignment
+        loss: the domain discrepancy per epoch), for DANN
         ``domain_binary_accuracy`` (near 0.5 once the features are
-        domain-invariant) and their ``val_`` forms.
+        domain-invariant), and their ``val_`` forms.
     n_epochs_, target_scaler_, normalizer_, input_shape_, unit_, targets_, label_range_
         As for `SersicCNNRegressor` (the target scaler is fitted on the rows
         that feed the regression loss only).
@@ -110,6 +126,14 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     split with a splitter stratified on domain, e.g.
     ``cv=list(StratifiedKFold(3).split(X, sample_domain))``.
 
+    ``sample_weight`` weighs both losses; in the alignment loss the weights
+    are importance weights within each domain (each domain's weights are
+    normalised to sum to 1, see `~astromorphnet.models.AlignmentLoss`).
+
+    DANN for regression is known to be fragile (the adversarial game can
+    erase the features the regression needs); CORAL and MMD minimise a
+    discrepancy directly and have no reversal schedule to tune.
+
     Examples
     --------
     >>> import numpy as np
@@ -127,24 +151,29 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     """
 
     _parameter_constraints = {
+        # First, so that the base class's constraints (where it has them) win.
+        "augment": ["boolean"], "tta": ["boolean"], "bounded": ["boolean"],
         **BaseSersicRegressor._parameter_constraints, **NETWORK_CONSTRAINTS,
         "supervised": ["boolean"],
+        "alignment": [StrOptions({"dann", "coral", "mmd"}),
+                      HasMethods(["head", "discrepancy", "callbacks"])],
         "alpha": [Interval(Real, 0, 1, closed="right")],
         "reversal_strength": [Interval(Real, 0, None, closed="left")],
         "reversal_warmup": [Interval(Integral, 0, None, closed="left")],
         "domain_units": [list, tuple],
     }
 
-    def __init__(self, supervised=True, architecture="thesis", *, targets=TARGETS, alpha=0.9,
-                 reversal_strength=1.0, reversal_warmup=0, domain_units=(128, 64),
-                 learning_rate=1e-4, batch_size=16, max_epochs=300, patience=20,
-                 validation_fraction=0.2, loss="laplace", normalization="asinh",
+    def __init__(self, supervised=True, architecture="thesis", *, targets=TARGETS,
+                 alignment="dann", alpha=0.9, reversal_strength=1.0, reversal_warmup=0,
+                 domain_units=(128, 64), learning_rate=1e-4, batch_size=16, max_epochs=300,
+                 patience=20, validation_fraction=0.2, loss="laplace", normalization="asinh",
                  log_targets=("r_eff", "sersic_n"), image_size=None, n_members=1,
-                 coverage=0.68, zeropoint=None, pixel_scale=None, random_state=None,
-                 verbose=0):
+                 coverage=0.68, augment=False, tta=False, bounded=True, zeropoint=None,
+                 pixel_scale=None, random_state=None, verbose=0):
         self.supervised = supervised
         self.architecture = architecture
         self.targets = targets
+        self.alignment = alignment
         self.alpha = alpha
         self.reversal_strength = reversal_strength
         self.reversal_warmup = reversal_warmup
@@ -160,6 +189,9 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         self.image_size = image_size
         self.n_members = n_members
         self.coverage = coverage
+        self.augment = augment
+        self.tta = tta
+        self.bounded = bounded
         self.zeropoint = zeropoint
         self.pixel_scale = pixel_scale
         self.random_state = random_state
@@ -194,6 +226,9 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
             on domain, source rows are unlabelled, a parameter is out of range,
             or the inputs are malformed.  A failed (or interrupted) fit leaves
             the estimator as it was.
+        TypeError
+            If ``alignment`` is an object but not an
+            `~astromorphnet.models.AlignmentLoss`.
         """
         stamps, labels, sw = self._validate_fit_inputs(X, y, sample_weight, allow_nan=True)
         target = check_sample_domain(sample_domain, labels)
@@ -215,20 +250,23 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     def _build_model(self, n_outputs):
         import keras
 
-        from ..models import build_dann
+        from ..models import AlignmentLoss, build_aligned, get_alignment
 
-        model = build_dann(self._build_regressor(n_outputs),
-                           domain_units=tuple(self.domain_units),
-                           strength=self.reversal_strength)
+        if not isinstance(self.alignment, (str, AlignmentLoss)):
+            raise TypeError("alignment must be 'dann', 'coral', 'mmd' or an instance of "
+                            "astromorphnet.models.AlignmentLoss; got an instance of "
+                            f"{type(self.alignment).__name__}")
+        self.alignment_ = get_alignment(self.alignment, units=tuple(self.domain_units),
+                                        strength=self.reversal_strength,
+                                        warmup=self.reversal_warmup)
+        model = build_aligned(self._build_regressor(n_outputs), self.alignment_)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                      loss={"sersic": self._keras_loss(self.loss),
-                            "domain": "binary_crossentropy"},
+                      loss={"sersic": self._keras_loss(self.loss), "domain": self.alignment_},
                       loss_weights={"sersic": self.alpha, "domain": 1.0 - self.alpha},
-                      metrics={"domain": ["binary_accuracy"]})
+                      metrics={"domain": list(self.alignment_.metrics)})
         return model
 
     def _train(self, x, outputs, weights, target, seed):
-        from ..models import ReversalSchedule
         from ._data import BalancedDomainSequence
 
         rows = np.arange(len(x))
@@ -246,11 +284,9 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         validation = None
         if len(val) and weights["sersic"][val].any():
             validation = (x[val], _rows(outputs, val), _rows(weights, val))
-        schedule = ReversalSchedule(self.model_.get_layer("gradient_reversal"),
-                                    self.reversal_strength, self.reversal_warmup * len(data))
         monitor = "val_sersic_loss" if validation is not None else "sersic_loss"
         self._run_keras_fit(dict(x=data), validation, monitor, self.max_epochs, self.patience,
-                            callbacks=[schedule])
+                            callbacks=self.alignment_.callbacks(self.model_, len(data)))
 
     def _network_predict(self, x):
         from ._base import PREDICT_BATCH

@@ -1,5 +1,7 @@
 """Keras networks: regression CNNs and the domain-adversarial (DANN) model."""
 
+from ._alignment import *  # noqa: F403
+from ._alignment import __all__ as _alignment_all
 from ._architectures import *  # noqa: F403
 from ._architectures import __all__ as _architectures_all
 from ._augment import *  # noqa: F403
@@ -15,5 +17,5 @@ from ._likelihoods import __all__ as _likelihoods_all
 from ._transfer import *  # noqa: F403
 from ._transfer import __all__ as _transfer_all
 
-__all__ = (_architectures_all + _augment_all + _bounds_all + _dann_all + _ensemble_all
+__all__ = (_alignment_all + _architectures_all + _augment_all + _bounds_all + _dann_all + _ensemble_all
            + _likelihoods_all + _transfer_all)

@@ -298,11 +298,6 @@ def build_dann(regressor, *, domain_units=(128, 64), strength=1.0):
     >>> sorted(model.output)
     ['domain', 'sersic']
     """
-    features = feature_layer(regressor).output
-    x = GradientReversal(strength, name="gradient_reversal")(features)
-    for i, units in enumerate(domain_units):
-        x = layers.Dense(units, activation="relu", name=f"domain_dense_{i}")(x)
-    # float32 even under a mixed-precision policy, for a stable cross-entropy.
-    domain = layers.Dense(1, activation="sigmoid", name="domain", dtype="float32")(x)
-    return keras.Model(regressor.inputs, {"sersic": regressor.outputs[0], "domain": domain},
-                       name=f"dann_{regressor.name}")
+    from ._alignment import DANNAlignment, build_aligned
+
+    return build_aligned(regressor, DANNAlignment(domain_units, strength))
