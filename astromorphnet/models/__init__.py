@@ -17,5 +17,5 @@ from ._likelihoods import __all__ as _likelihoods_all
 from ._transfer import *  # noqa: F403
 from ._transfer import __all__ as _transfer_all
 
-__all__ = (_alignment_all + _architectures_all + _augment_all + _bounds_all + _dann_all + _ensemble_all
-           + _likelihoods_all + _transfer_all)
+__all__ = (_alignment_all + _architectures_all + _augment_all + _bounds_all + _dann_all
+           + _ensemble_all + _likelihoods_all + _transfer_all)
