@@ -7,6 +7,7 @@ building/cloning estimators stay cheap.
 import contextlib
 import functools
 import hashlib
+import inspect
 import random
 import time
 import weakref
@@ -25,8 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._input import as_stamps
 from .._progress import keras_verbose
 from ..catalog._flags import SersicFlag
-from ..catalog._targets import (TARGETS, check_targets, labels_to_array, make_catalog,
-                                require_zeropoint)
+from ..catalog._targets import (PHYSICAL_RANGES, TARGETS, check_targets, labels_to_array,
+                                make_catalog, require_zeropoint)
 from ..preprocessing import ImageNormalizer
 from ..uncertainty import FAMILIES, ConformalCalibration, SersicDistribution
 from ..uncertainty._conformal import DomainDensityRatio, warn_if_few
@@ -43,6 +44,13 @@ PREDICT_BATCH = 256
 #: extra memory of a fit to ~1.5 GiB.
 IN_MEMORY_LIMIT = 2**29
 _OUTPUTS = ("catalog", "array")
+#: A bounded network's locations may exceed the training labels' range by
+#: this fraction of its span (in the regressed space) on either side.
+BOUND_MARGIN = 0.05
+#: Targets bounded by their whole physical range (`PHYSICAL_RANGES`), not by
+#: the training labels: any axis ratio is a galaxy's, and simulations often
+#: draw a narrower range than real galaxies have.
+PHYSICALLY_BOUNDED = ("ellipticity",)
 #: Two-output views (regression, features) of fitted networks, built once
 #: per network and never pickled with the estimator.
 _FEATURE_MODELS = weakref.WeakKeyDictionary()
@@ -59,6 +67,7 @@ NETWORK_CONSTRAINTS = {
     "log_targets": [str, list, tuple],
     "image_size": [Interval(Integral, 1, None, closed="left"), list, tuple, None],
     "n_members": [Interval(Integral, 1, None, closed="left")],
+    "bounded": ["boolean"],
 }
 
 
@@ -155,6 +164,8 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         "zeropoint": [Interval(Real, None, None, closed="neither"), None],
         "pixel_scale": [Interval(Real, 0, None, closed="neither"), u.Quantity, None],
         "coverage": [Interval(Real, 0, 1, closed="neither")],
+        "augment": ["boolean"],
+        "tta": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -223,7 +234,37 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         z = self._encode(labels, stamps)
         self.target_scaler_ = StandardScaler().fit(z)
         self.label_range_ = (np.nanmin(labels, axis=0), np.nanmax(labels, axis=0))
+        self._network_bounds_ = self._output_bounds(z)
         return self.target_scaler_.transform(z)
+
+    def _output_bounds(self, z):
+        """Per-target ``(low, high)`` of a bounded network, in its scaled regressed space.
+
+        ``z``: the encoded (unscaled) training labels.  Ellipticity is bounded
+        by its physical range; the others by the training range widened by
+        `BOUND_MARGIN` of its span, inside their physical range.  Both ends
+        are then pulled in by 0.1 % of the span, because a float32 sigmoid
+        reaches its limits exactly and an open end (ellipticity 1) must stay
+        out of reach.
+        """
+        low, high = np.nanmin(z, axis=0), np.nanmax(z, axis=0)
+        span = high - low
+        # A constant label: one unit (mag, dex) either side.
+        margin = np.where(span > 0, BOUND_MARGIN * span, 1.0)
+        low, high = low - margin, high + margin
+        for j, name in enumerate(self.targets_):
+            physical = np.array(PHYSICAL_RANGES[name][:2], np.float64)
+            if name in self.log_targets_:
+                with np.errstate(divide="ignore"):
+                    physical = np.log10(physical)
+            if name in PHYSICALLY_BOUNDED and np.isfinite(physical).all():
+                low[j], high[j] = physical
+            else:
+                low[j], high[j] = np.fmax(low[j], physical[0]), np.fmin(high[j], physical[1])
+        inset = 1e-3 * (high - low)
+        scaler = self.target_scaler_
+        return (((low + inset - scaler.mean_) / scaler.scale_).tolist(),
+                ((high - inset - scaler.mean_) / scaler.scale_).tolist())
 
     def _input_shape(self, stamps):
         if self.image_size is None:
@@ -284,11 +325,31 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         return seed
 
     def _build_regressor(self, n_targets):
-        """The (uncompiled) regression network: ``architecture``, its head, its members."""
-        from ..models import build_ensemble, get_architecture
+        """The (uncompiled) regression network: ``architecture``, its head, its members.
 
-        builder = build_ensemble(get_architecture(self.architecture), self.n_members_)
-        return builder(self.input_shape_ + (1,), self._member_width(n_targets))
+        Each member ends in the bounded link when ``bounded``; the input
+        passes a `~astromorphnet.models.RandomDihedral` layer when ``augment``.
+        """
+        from ..models import bounded_builder, build_ensemble, get_architecture
+
+        builder = get_architecture(self.architecture)
+        if self.bounded:
+            builder = bounded_builder(builder, *self._network_bounds_)
+        builder = build_ensemble(builder, self.n_members_)
+        return self._with_augmentation(
+            builder(self.input_shape_ + (1,), self._member_width(n_targets)))
+
+    def _with_augmentation(self, model):
+        """``model`` with a `~astromorphnet.models.RandomDihedral` input layer iff ``augment``."""
+        from ..models import with_random_dihedral
+
+        ny, nx = self.input_shape_
+        if (self.augment or self.tta) and ny != nx:
+            raise ValueError(
+                f"augment and tta need square cutouts (flips and 90° rotations); the network "
+                f"input is {ny}×{nx}: set image_size to a square, or augment=False and "
+                "tta=False")
+        return with_random_dihedral(model, self.augment)
 
     def _build_model(self, n_targets):
         """Build and compile the network chosen by ``architecture``."""
@@ -384,12 +445,38 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             if features:
                 out, feat = self._network_predict_features(x)
                 feats.append(feat.reshape(len(x), -1))
-            else:
+            if self.tta:
+                out = self._average_views(x)  # features stay those of x itself
+            elif not features:
                 out = self._network_predict(x)
             raw.append(np.asarray(out, np.float64))
             if progbar is not None:
                 progbar.update(stop)
         return np.concatenate(raw), (np.concatenate(feats) if features else None), flag, stamps
+
+    def _average_views(self, x):
+        """Network outputs for ``x`` averaged over its eight flips/rotations.
+
+        A point network's outputs are averaged; a likelihood head's views
+        become members, side by side, which `_combine_members` moment-matches
+        as an ensemble's, so errors include the spread over views.
+        """
+        from keras import ops
+
+        from ..models import N_DIHEDRAL, dihedral_transform
+
+        step = max(PREDICT_CHUNK // N_DIHEDRAL, 1)  # all views of a chunk: memory as without
+        views = []
+        for start in range(0, len(x), step):
+            part = x[start:start + step]
+            stacked = np.concatenate([ops.convert_to_numpy(dihedral_transform(part, element))
+                                      for element in range(N_DIHEDRAL)])
+            out = np.asarray(self._network_predict(stacked), np.float64)
+            views.append(out.reshape(N_DIHEDRAL, len(part), -1))
+        views = np.concatenate(views, axis=1)
+        if getattr(self, "likelihood_", None) is None:
+            return views.mean(axis=0)
+        return np.concatenate(list(views), axis=1)
 
     def _loc_scale(self, raw):
         """``(loc, scale, family)`` in the scaled regressed space, from network outputs."""
@@ -687,6 +774,10 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         from . import _persistence
 
         _persistence.restore_state(self, state)
+        # Files saved before a parameter existed load with its default.
+        signature = inspect.signature(type(self).__init__).parameters
+        for name in self._get_param_names():
+            self.__dict__.setdefault(name, signature[name].default)
 
     def save(self, path):
         """Write the estimator (parameters, fitted network and scalers) to a file.

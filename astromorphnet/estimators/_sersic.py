@@ -57,6 +57,24 @@ class SersicCNNRegressor(BaseSersicRegressor):
         trained together with different initialisations; their spread adds
         the epistemic uncertainty to each galaxy's error.  Training and
         prediction cost ``n_members`` times more.  Needs a likelihood loss.
+    augment : bool, default=False
+        Show every training cutout in a random one of its eight flips and
+        90° rotations, new each epoch (`~astromorphnet.models.RandomDihedral`
+        at the network input): they leave all four parameters unchanged.
+        Needs square cutouts.
+    tta : bool, default=False
+        Test-time averaging: `predict` runs the network on the eight flips
+        and rotations of each cutout (8× the cost) and combines them, as
+        ensemble members (their spread adds to the errors) for a likelihood
+        loss, by their mean for a point loss.  Needs square cutouts.
+    bounded : bool, default=True
+        End the network in a bounded link (a scaled sigmoid,
+        `~astromorphnet.models.BoundedLocation`), so that no prediction
+        leaves its range, whatever the input: ellipticity inside [0, 1),
+        the other targets inside their training range widened by 5 % of its
+        span on either side (and inside their physical range).  Training
+        sees the link; nothing is clipped afterwards.  False: a linear
+        output, as before.
     coverage : float, default=0.68
         Probability of the central interval ``<target>_lo``/``<target>_hi``
         in catalogs.
@@ -70,7 +88,8 @@ class SersicCNNRegressor(BaseSersicRegressor):
         Arcsec per pixel for cutouts without a celestial WCS; adds the
         ``r_eff_arcsec`` column.
     random_state : int, `~numpy.random.RandomState` or None, default=None
-        Seeds weight initialisation, shuffling and the validation split.
+        Seeds weight initialisation, shuffling, the validation split and
+        the augmentation's random transforms.
         Training seeds Keras's global generators (`keras.utils.set_random_seed`).
     verbose : int, default=0
         0 silent; 1 Keras's progress bar and a one-line summary; 2 one line
@@ -136,8 +155,9 @@ class SersicCNNRegressor(BaseSersicRegressor):
     def __init__(self, architecture="thesis", *, targets=TARGETS, learning_rate=1e-4,
                  batch_size=16, max_epochs=100, patience=10, validation_fraction=0.1,
                  loss="laplace", normalization="asinh", log_targets=("r_eff", "sersic_n"),
-                 image_size=None, n_members=1, coverage=0.68, zeropoint=None,
-                 pixel_scale=None, random_state=None, verbose=0):
+                 image_size=None, n_members=1, augment=False, tta=False, bounded=True,
+                 coverage=0.68, zeropoint=None, pixel_scale=None, random_state=None,
+                 verbose=0):
         self.architecture = architecture
         self.targets = targets
         self.learning_rate = learning_rate
@@ -150,6 +170,9 @@ class SersicCNNRegressor(BaseSersicRegressor):
         self.log_targets = log_targets
         self.image_size = image_size
         self.n_members = n_members
+        self.augment = augment
+        self.tta = tta
+        self.bounded = bounded
         self.coverage = coverage
         self.zeropoint = zeropoint
         self.pixel_scale = pixel_scale
@@ -185,8 +208,9 @@ class SersicCNNRegressor(BaseSersicRegressor):
         ValueError
             On a parameter out of its range, empty or malformed input, NaN
             labels, labels outside `~astromorphnet.catalog.PHYSICAL_RANGES`,
-            a cutout without any valid pixel, or ``len(X) != len(y)``.  A
-            failed (or interrupted) fit leaves the estimator as it was.
+            a cutout without any valid pixel, ``len(X) != len(y)``, or
+            ``augment``/``tta`` with cutouts that are not square.  A failed
+            (or interrupted) fit leaves the estimator as it was.
         """
         stamps, labels, sample_weight = self._validate_fit_inputs(X, y, sample_weight)
         z = self._fit_preprocessing(stamps, labels)

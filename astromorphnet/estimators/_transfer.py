@@ -32,8 +32,9 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
     weights further, with a small learning rate, on real galaxies labelled
     by a classical fit (`astromorphnet.fitting.fit_sersic`, GALFIT, ...).
     The pixel stretch and target scaling of the pretrained estimator are
-    kept, so the network sees its inputs and outputs as before.  The
-    pretrained estimator passed in is never modified.
+    kept, so the network sees its inputs and outputs as before, and so is
+    its output link (``bounded``).  The pretrained estimator passed in is
+    never modified.
 
     Parameters
     ----------
@@ -65,6 +66,14 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         with a likelihood head (per-galaxy errors) fine-tunes with a
         likelihood (``"laplace"`` or ``"gaussian"``), a point network with a
         point loss.
+    augment : bool, default=False
+        Fine-tune on random flips and 90° rotations of the cutouts (see
+        `SersicCNNRegressor`); a `~astromorphnet.models.RandomDihedral`
+        layer is added to (or, when False, removed from) the copy of the
+        pretrained network.
+    tta : bool, default=False
+        Test-time averaging over the eight flips and rotations (see
+        `SersicCNNRegressor`).
     coverage : float, default=0.68
         Probability of the catalogs' central intervals (see
         `SersicCNNRegressor`).
@@ -136,8 +145,8 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
 
     def __init__(self, pretrained=None, *, trainable="all", learning_rate=1e-4, batch_size=8,
                  max_epochs=15, patience=None, validation_fraction=0.2, loss=None,
-                 coverage=0.68, zeropoint=None, pixel_scale=None, random_state=None,
-                 verbose=0):
+                 augment=False, tta=False, coverage=0.68, zeropoint=None, pixel_scale=None,
+                 random_state=None, verbose=0):
         self.pretrained = pretrained
         self.trainable = trainable
         self.learning_rate = learning_rate
@@ -146,6 +155,8 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.loss = loss
+        self.augment = augment
+        self.tta = tta
         self.coverage = coverage
         self.zeropoint = zeropoint
         self.pixel_scale = pixel_scale
@@ -267,6 +278,7 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
 
         model = keras.models.clone_model(base.model_)
         model.set_weights(base.model_.get_weights())
+        model = self._with_augmentation(model)
         freeze_layers(model, self.trainable)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
                       loss=self._keras_loss(self.loss or _training_loss(base)))
