@@ -115,7 +115,7 @@ def test_subset_of_targets_and_log_targets(survey):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"architecture": "resnet"}, "architecture must be one of \\['light', 'thesis'\\]"),
+    ({"architecture": "resnet50"}, "architecture must be one of \\['light', 'resnet', 'thesis'\\]"),
     ({"targets": ("mag", "colour")}, "targets must be distinct names"),
     ({"normalization": "log"}, "The 'normalization' parameter of SersicCNNRegressor must be"),
     ({"normalization": 3}, "The 'normalization' parameter of SersicCNNRegressor must be"),
