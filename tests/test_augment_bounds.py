@@ -203,8 +203,16 @@ def test_domain_adaptation_with_augmentation_and_bounds(galaxies):
 def test_bounded_location_maps_locations_only():
     x = np.array([[-50.0, 0.0, 50.0, 7.0, -7.0, 3.0]], np.float32)
     out = _numpy(BoundedLocation([-1.0, -1.0, -1.0], [2.0, 2.0, 2.0])(x))
-    np.testing.assert_allclose(out[0, :3], [-1.0, 0.5, 2.0], atol=1e-6)
+    np.testing.assert_allclose(out[0, :3], [-1.0, 0.0, 2.0], atol=1e-5)
     np.testing.assert_array_equal(out[0, 3:], x[0, 3:])  # log-scales pass
+    # The identity well inside the bounds; strictly inside them however far out.
+    inside = np.linspace(-0.4, 1.4, 12, dtype=np.float32)[:, None]
+    np.testing.assert_allclose(_numpy(BoundedLocation([-1.0], [2.0])(inside)), inside,
+                               atol=1e-3)
+    extreme = np.array([[-1e30], [-1e6], [1e6], [1e30]], np.float32)
+    out = _numpy(BoundedLocation([-1.0], [2.0])(extreme))
+    assert np.isfinite(out).all() and (out >= -1.0).all() and (out <= 2.0).all()
+    np.testing.assert_allclose(out[:, 0], [-1.0, -1.0, 2.0, 2.0])
     with pytest.raises(ValueError, match="low < high"):
         BoundedLocation([1.0], [0.0])
 

@@ -243,7 +243,7 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         ``z``: the encoded (unscaled) training labels.  Ellipticity is bounded
         by its physical range; the others by the training range widened by
         `BOUND_MARGIN` of its span, inside their physical range.  Both ends
-        are then pulled in by 0.1 % of the span, because a float32 sigmoid
+        are then pulled in by 0.1 % of the span, because the float32 link
         reaches its limits exactly and an open end (ellipticity 1) must stay
         out of reach.
         """

@@ -23,8 +23,9 @@ class SersicCNNRegressor(BaseSersicRegressor):
     ----------
     architecture : str or callable, default="thesis"
         ``"thesis"`` (`~astromorphnet.models.build_thesis_cnn`), ``"light"``
-        (`~astromorphnet.models.build_light_cnn`, for CPUs) or a callable
-        ``builder(input_shape, n_outputs) -> keras.Model``.
+        (`~astromorphnet.models.build_light_cnn`), ``"resnet"``
+        (`~astromorphnet.models.build_resnet_cnn`, the fastest on CPUs) or a
+        callable ``builder(input_shape, n_outputs) -> keras.Model``.
     targets : tuple of str, default=("mag", "r_eff", "sersic_n", "ellipticity")
         Parameters to learn, in the column order of array labels.
     learning_rate : float, default=1e-4
@@ -68,7 +69,7 @@ class SersicCNNRegressor(BaseSersicRegressor):
         ensemble members (their spread adds to the errors) for a likelihood
         loss, by their mean for a point loss.  Needs square cutouts.
     bounded : bool, default=True
-        End the network in a bounded link (a scaled sigmoid,
+        End the network in a bounded link (a smooth clip,
         `~astromorphnet.models.BoundedLocation`), so that no prediction
         leaves its range, whatever the input: ellipticity inside [0, 1),
         the other targets inside their training range widened by 5 % of its
