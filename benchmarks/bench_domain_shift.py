@@ -58,24 +58,34 @@ SCALES = {
 }
 
 
+#: The user's own plain simulations for each target: the survey's nominal
+#: preset (not the target's perturbed one) and the target's label ranges.
+SOURCES = {"hst_hard": "CANDELS_F160W", "ground": "GROUND_R", "real_like": "CANDELS_F160W"}
+
+
 def _data(args, target, seed):
     """Source (plain and randomised), target splits and a simulated test set."""
-    from astromorphnet.simulation import (TARGET_DOMAINS, simulate_galaxies,
-                                          simulate_randomised, simulate_target)
+    from astromorphnet.simulation import (REAL_LIKE_RANGES, TARGET_DOMAINS, simulate_galaxies,
+                                          simulate_randomised, simulate_real_like,
+                                          simulate_target)
 
-    survey = TARGET_DOMAINS[target].survey
-    kwargs = dict(stamp_size=args.size, n_jobs=args.jobs)
+    survey = SOURCES[target]
+    ranges = TARGET_DOMAINS[target]["ranges"] if target in TARGET_DOMAINS else REAL_LIKE_RANGES
+    kwargs = {"stamp_size": args.size, "n_jobs": args.jobs, "ranges": ranges}
     sims, truth = simulate_galaxies(args.n_sim + args.n_test, survey, random_state=seed,
                                     **kwargs)
     randomised = simulate_randomised(args.n_sim, survey, random_state=seed + 1, **kwargs)
     n_target = args.n_labelled + args.n_unlabelled + args.n_test
-    real, real_truth = simulate_target(n_target, target, random_state=seed + 2, **kwargs)
+    if target == "real_like":
+        real, real_truth = simulate_real_like(n_target, random_state=seed + 2, **kwargs)
+    else:
+        real, real_truth = simulate_target(n_target, target, random_state=seed + 2, **kwargs)
     a, b = args.n_labelled, args.n_labelled + args.n_unlabelled
     n = args.n_sim
-    return dict(survey=survey, source=(sims[:n], truth[:n]), sim_test=(sims[n:], truth[n:]),
-                randomised=randomised, labelled=(real[:a], real_truth[:a]),
-                unlabelled=real[a:b], test=(real[b:], real_truth[b:]),
-                zeropoint=truth.meta["zeropoint"])
+    return {"survey": survey, "source": (sims[:n], truth[:n]),
+            "sim_test": (sims[n:], truth[n:]), "randomised": randomised,
+            "labelled": (real[:a], real_truth[:a]), "unlabelled": real[a:b],
+            "test": (real[b:], real_truth[b:]), "zeropoint": truth.meta["zeropoint"]}
 
 
 def _score(estimator, images, truth):
@@ -159,10 +169,12 @@ def _fit_sersic_rows(args, data, transfer):
     """``fit_sersic`` (survey PSF, unflagged fits) and ``transfer`` on the same galaxies."""
     from astromorphnet.fitting import fit_sersic
     from astromorphnet.metrics import r2_table
+    from astromorphnet.simulation import SurveyConfig
 
     images, truth = data["test"][0][:args.n_fit], data["test"][1][:args.n_fit]
     start = time.perf_counter()
-    fitted = fit_sersic(images, data["survey"], zeropoint=data["zeropoint"], n_jobs=args.jobs)
+    survey = SurveyConfig.from_preset(data["survey"], stamp_size=args.size)
+    fitted = fit_sersic(images, survey, zeropoint=data["zeropoint"], n_jobs=args.jobs)
     minutes = (time.perf_counter() - start) / 60
     good = (np.asarray(fitted["fit_flag"]) == 0) & (np.asarray(fitted["flag"]) == 0)
     r2 = r2_table(truth[good], {"fit_sersic": fitted[good],
@@ -226,7 +238,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--targets", nargs="+", default=["hst_hard", "ground"])
+    parser.add_argument("--targets", nargs="+", default=["hst_hard", "ground"],
+                        choices=sorted(SOURCES))
     parser.add_argument("--methods", nargs="+",
                         default=["sim-only", "transfer", "supervised", "semi-supervised"])
     parser.add_argument("--alignments", nargs="+", default=list(ALIGNMENTS))
