@@ -171,3 +171,26 @@ def test_stream_gives_fresh_reproducible_epochs():
             stream.epoch_seed(epoch)
     with pytest.raises(ValueError, match=r"n \(galaxies per epoch\) must be an integer >= 1"):
         SimulationStream(0)
+
+
+def test_an_estimator_trains_on_fresh_galaxies_every_epoch():
+    from astropy.nddata import NDData
+
+    from astromorphnet import SersicCNNRegressor
+
+    stream = SimulationStream(24, stamp_size=16, ranges=FAST_RANGES, randomisation=False,
+                              random_state=3)
+    drawn = []
+    epoch = stream.epoch
+    stream.epoch = lambda i: drawn.append(i) or epoch(i)
+    reg = SersicCNNRegressor("light", max_epochs=3, patience=3, batch_size=8,
+                             validation_fraction=0.25, random_state=0)
+    reg.fit(stream)
+    # Epoch 0 fits the preprocessing; each later training epoch draws a new set.
+    assert drawn[0] == 0 and set(drawn[1:]) >= {1, 2}
+    assert reg.n_epochs_ == 3 and len(reg.history_["val_loss"]) == 3
+    images, truth = epoch(5)
+    catalog = reg.predict(NDData(images, meta={"MAGZERO": stream.survey.zeropoint}))
+    assert np.isfinite(catalog["mag"].value).all() and len(catalog) == 24
+    with pytest.raises(ValueError, match="fit\\(stream\\) takes no y or sample_weight"):
+        SersicCNNRegressor("light").fit(stream, truth)

@@ -368,14 +368,36 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
             return order, order[:0]
         return order[n_val:], order[:n_val]
 
+    def _stream_arrays(self, stream, epoch):
+        """Network input and scaled labels of a `SimulationStream`'s ``epoch``."""
+        stamps, labels = self._stream_set(stream, epoch)
+        x, _ = self._read(stamps, 0, len(stamps))
+        z = self.target_scaler_.transform(self._encode(labels, stamps))
+        return x, z.astype(np.float32)
+
+    def _stream_set(self, stream, epoch):
+        """``(stamps, labels)`` of a stream's epoch, at the survey's zeropoint by default."""
+        from astropy.nddata import NDData
+
+        images, truth = stream.epoch(epoch)
+        zeropoint = stream.survey.zeropoint if self.zeropoint is None else self.zeropoint
+        stamps = as_stamps(NDData(images, meta={"MAGZERO": zeropoint}),
+                           pixel_scale=self.pixel_scale, zeropoint=self.zeropoint)
+        targets = getattr(self, "targets_", None) or check_targets(self.targets)
+        return stamps, labels_to_array(truth, targets, pixel_scale=stamps.pixel_scale)
+
     def _keras_fit(self, stamps, z, sample_weight, seed, epochs=None, batch_size=None,
-                   patience=None):
+                   patience=None, stream=None):
         """``model_.fit`` with early stopping on a validation split.
 
         In-memory cutouts are preprocessed once into arrays; on-disk sets
         larger than `IN_MEMORY_LIMIT` bytes stream in contiguous blocks
         (`~astromorphnet.estimators._data.BlockSequence`), so memory stays bounded.  ``sample_weight`` is the
-        validated float32 array from ``_validate_fit_inputs``, or None.
+        validated float32 array from ``_validate_fit_inputs``, or None.  With
+        a ``stream`` (`~astromorphnet.simulation.SimulationStream`, whose
+        epoch 0 is ``stamps``), every later epoch trains on fresh galaxies
+        (`~astromorphnet.estimators._data.StreamSequence`) and validates on
+        epoch 0's validation rows.
         """
         batch_size = batch_size or self.batch_size
         epochs = self.max_epochs if epochs is None else epochs
@@ -398,6 +420,12 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
                 validation = (x[val], z[val]) if sw is None else (x[val], z[val], sw[val])
             fit_args = dict(x=x[train], y=z[train], batch_size=batch_size, shuffle=True,
                             sample_weight=None if sw is None else sw[train])
+            if stream is not None:
+                from ._data import StreamSequence
+
+                fit_args = dict(x=StreamSequence(self, stream, x[train],
+                                                 z[train].astype(np.float32), batch_size,
+                                                 seed))
         monitor = "val_loss" if validation is not None else "loss"
         self._run_keras_fit(fit_args, validation, monitor, epochs, patience)
 

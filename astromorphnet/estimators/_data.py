@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-__all__ = ["BalancedDomainSequence", "BlockSequence", "block_split"]
+__all__ = ["BalancedDomainSequence", "BlockSequence", "StreamSequence", "block_split"]
 
 
 def block_split(n, block, validation_fraction, seed):
@@ -45,6 +45,37 @@ class BlockSequence(keras.utils.PyDataset):
         if self.rng is not None:
             self.rng.shuffle(self.blocks)
 
+
+class StreamSequence(keras.utils.PyDataset):
+    """Fresh simulated galaxies every epoch, from a `~astromorphnet.simulation.SimulationStream`.
+
+    Epoch 0 serves ``x``, ``z`` (the training rows of the set the
+    estimator's preprocessing was fitted on); after each epoch the next set
+    is simulated and preprocessed the same way (``estimator._stream_arrays``),
+    its first ``len(x)`` rows used, so every epoch has as many batches.
+    """
+
+    def __init__(self, estimator, stream, x, z, batch_size, seed):
+        super().__init__()
+        self.estimator, self.stream, self.batch_size = estimator, stream, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.n_rows, self.epoch = len(x), 0
+        self._use(x, z)
+
+    def _use(self, x, z):
+        self.x, self.z = x[:self.n_rows], z[:self.n_rows]
+        self.order = self.rng.permutation(len(self.x))
+
+    def __len__(self):
+        return -(-self.n_rows // self.batch_size)
+
+    def __getitem__(self, i):
+        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        return self.x[rows], self.z[rows]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._use(*self.estimator._stream_arrays(self.stream, self.epoch))
 
 
 class BalancedDomainSequence(keras.utils.PyDataset):

@@ -191,7 +191,11 @@ class SersicCNNRegressor(BaseSersicRegressor):
             (masks, uncertainties, units and WCS are honoured), one 3-D
             `~astropy.nddata.NDData`, an array ``(n, ny, nx[, 1])``, or an
             on-disk set (`~astromorphnet.simulation.SimulatedDataset`, an
-            h5py dataset), streamed from disk when large.
+            h5py dataset), streamed from disk when large; or a
+            `~astromorphnet.simulation.SimulationStream`: every epoch after
+            the first trains on freshly simulated galaxies (its epoch 0
+            fits the preprocessing and holds the validation split; the
+            survey's zeropoint applies unless ``zeropoint`` is set).
         y : `~astropy.table.QTable` or array-like, optional
             One row per cutout: a table with the ``targets`` as columns
             (units converted) or an array ``(n, len(targets))`` in ABmag,
@@ -213,9 +217,17 @@ class SersicCNNRegressor(BaseSersicRegressor):
             ``augment``/``tta`` with cutouts that are not square.  A failed
             (or interrupted) fit leaves the estimator as it was.
         """
+        from ..simulation import SimulationStream
+
+        stream = X if isinstance(X, SimulationStream) else None
+        if stream is not None:
+            if y is not None or sample_weight is not None:
+                raise ValueError("a SimulationStream carries its own labels and weighs its "
+                                 "galaxies equally: fit(stream) takes no y or sample_weight")
+            X, y = self._stream_set(stream, 0)
         stamps, labels, sample_weight = self._validate_fit_inputs(X, y, sample_weight)
         z = self._fit_preprocessing(stamps, labels)
         seed = self._seed()
         self.model_ = self._build_model(z.shape[1])
-        self._keras_fit(stamps, z, sample_weight, seed)
+        self._keras_fit(stamps, z, sample_weight, seed, stream=stream)
         return self
