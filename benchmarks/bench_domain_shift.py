@@ -102,10 +102,12 @@ def _score(estimator, images, truth):
         low, high, closed_high = PHYSICAL_RANGES[name]
         above = pred[:, j] > high if closed_high else pred[:, j] >= high
         outside |= (pred[:, j] < low) | above
-    return {"r2": {t: float(r2[t][0]) for t in TARGETS},
-            "bias": {t: float(euclid[f"{t}_bias"][0]) for t in TARGETS},
-            "sigma68": {t: float(euclid[f"{t}_dispersion"][0]) for t in TARGETS},
-            "outliers": {t: float(euclid[f"{t}_outlier_fraction"][0]) for t in TARGETS},
+    def first(column):
+        return {t: float(np.asarray(getattr(euclid[f"{t}_{column}"], "value",
+                                            euclid[f"{t}_{column}"]))[0]) for t in TARGETS}
+
+    return {"r2": {t: float(r2[t][0]) for t in TARGETS}, "bias": first("bias"),
+            "sigma68": first("dispersion"), "outliers": first("outlier_fraction"),
             "out_of_range": float(outside.mean())}
 
 
