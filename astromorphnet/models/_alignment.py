@@ -4,7 +4,7 @@ One seam, after skada's ``BaseDALoss``: a method is a small `AlignmentLoss`
 subclass that says which head it adds on the shared ``"features"`` layer
 (`AlignmentLoss.head`) and how far apart the two domains are on a batch
 (`AlignmentLoss.discrepancy`).  Everything else (balanced batches, the
-training loop, early stopping) is shared by `AdversarialDARegressor`.
+training loop, early stopping) is shared by `~astromorphnet.AdversarialDARegressor`.
 """
 
 import keras
@@ -227,7 +227,7 @@ class DANNAlignment(AlignmentLoss):
     output: probability of the target domain) behind a `GradientReversal`
     layer; the loss is its binary cross-entropy, averaged within each domain
     and the two averages averaged (on the balanced batches of
-    `AdversarialDARegressor` with unit weights: the plain mean).  The
+    `~astromorphnet.AdversarialDARegressor` with unit weights: the plain mean).  The
     classifier learns to tell the domains apart while the reversed gradient
     drives the features to make that impossible.
 
@@ -513,7 +513,7 @@ def _covariance(x, weight):
     return ops.matmul(ops.transpose(centred * weight[:, None]), centred) / norm
 
 
-#: The methods named by ``alignment="..."`` in `AdversarialDARegressor`.
+#: The methods named by ``alignment="..."`` in `~astromorphnet.AdversarialDARegressor`.
 ALIGNMENTS = {"dann": DANNAlignment, "coral": CORALAlignment, "mmd": MMDAlignment}
 
 
