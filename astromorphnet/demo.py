@@ -30,12 +30,14 @@ __all__ = ["COUNTS", "MAX_SEED", "SCALES", "check_settings", "print_results", "r
 #: the thesis scale, break that).
 SCALES = {
     "default": dict(n_source=2000, n_target=1000, stamp_size=48, architecture="light",
+                    randomised=False,
                     learning_rate=1e-3, batch_size=32, max_epochs=25, patience=5,
                     fine_tune_learning_rate=3e-4, fine_tune_epochs=15,
                     dann_n_source=None, dann_max_epochs=25, dann_patience=5,
                     source_ranges={"mag": (16.0, 25.0), "r_eff": (1.3, 12.0, "log")},
                     target_ranges={"mag": (16.0, 24.0), "r_eff": (1.5, 10.0, "log")}),
     "thesis": dict(n_source=70000, n_target=5000, stamp_size=128, architecture="thesis",
+                   randomised=False,
                    learning_rate=1e-4, batch_size=16, max_epochs=100, patience=10,
                    fine_tune_learning_rate=1e-4, fine_tune_epochs=15,
                    dann_n_source=5000, dann_max_epochs=300, dann_patience=20,
@@ -110,8 +112,9 @@ def check_settings(scale="default", *, test_fraction=0.2, target_test_fraction=0
     _check_int("verbose", verbose, 0)
     if threads is not None:
         _check_int("threads", threads, 1)
-    if not isinstance(plots, (bool, np.bool_)):
-        raise ValueError(f"plots must be True or False; got {plots!r}")
+    for name, value in (("plots", plots), ("randomised", cfg["randomised"])):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False; got {value!r}")
     for domain, count, fraction_name, fraction in (
             ("source", "n_source", "test_fraction", test_fraction),
             ("target", "n_target", "target_test_fraction", target_test_fraction)):
@@ -237,7 +240,7 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
     from .cutouts import mask_neighbours
     from .estimators import stack_domains
     from .metrics import morphology_metrics, r2_table
-    from .simulation import simulate_galaxies, simulate_real_like
+    from .simulation import simulate_galaxies, simulate_randomised, simulate_real_like
 
     cfg = check_settings(scale, test_fraction=test_fraction,
                          target_test_fraction=target_test_fraction, output_dir=output_dir,
@@ -250,9 +253,11 @@ def run_demo(scale="default", *, test_fraction=0.2, target_test_fraction=0.4,
 
     start = time.perf_counter()
     size = cfg["stamp_size"]
-    say(f"Simulating {cfg['n_source']} training galaxies (HST/CANDELS F160W preset, "
+    kind = "domain-randomised " if cfg["randomised"] else ""
+    say(f"Simulating {cfg['n_source']} {kind}training galaxies (HST/CANDELS F160W preset, "
         f"{size}x{size} px)...")
-    source, source_truth = simulate_galaxies(
+    simulate = simulate_randomised if cfg["randomised"] else simulate_galaxies
+    source, source_truth = simulate(
         cfg["n_source"], stamp_size=size, ranges=cfg["source_ranges"], n_jobs=-1,
         random_state=random_state, verbose=bool(verbose))
     say(f"Simulating {cfg['n_target']} real-like target galaxies (a stand-in for real data)...")

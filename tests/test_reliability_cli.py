@@ -162,13 +162,14 @@ def test_interrupt_ends_with_one_line(monkeypatch, capsys):
     (dict(verbose=-1), r"verbose must be an integer >= 0; got -1"),
     (dict(threads=1.5), r"threads must be an integer >= 1; got 1\.5"),
     (dict(plots="yes"), r"plots must be True or False; got 'yes'"),
+    (dict(randomised=1), r"randomised must be True or False; got 1"),
     (dict(output_dir=3), r"output_dir must be a path; got 3"),
     (dict(source_ranges={"sersic_n": (0.1, 9)}), r"source_ranges: sersic_n range"),
     (dict(target_ranges={"r_eff": (-1, 3)}), r"target_ranges: r_eff range .* must be positive"),
     (dict(learning_rate=-1), r"'learning_rate' parameter of SersicCNNRegressor"),
     (dict(fine_tune_learning_rate=0), r"'learning_rate' parameter of TransferLearningRegressor"),
     (dict(batch_size=0), r"'batch_size' parameter"),
-    (dict(architecture="huge"), r"architecture must be one of \['light', 'thesis'\]"),
+    (dict(architecture="huge"), r"architecture must be one of \['light', 'resnet', 'thesis'\]"),
 ])
 def test_run_demo_checks_settings_first(settings, message, monkeypatch):
     def simulate(*args, **kwargs):
