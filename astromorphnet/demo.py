@@ -29,7 +29,7 @@ __all__ = ["COUNTS", "MAX_SEED", "SCALES", "check_settings", "print_results", "r
 #: their label distribution (the reference thesis's uniform sizes, kept at
 #: the thesis scale, break that).
 SCALES = {
-    "default": dict(n_source=2000, n_target=1000, stamp_size=48, architecture="light",
+    "default": dict(n_source=2000, n_target=1000, stamp_size=48, architecture="resnet",
                     randomised=False,
                     learning_rate=1e-3, batch_size=32, max_epochs=25, patience=5,
                     fine_tune_learning_rate=3e-4, fine_tune_epochs=15,
