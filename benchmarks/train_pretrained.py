@@ -37,7 +37,10 @@ def main():
     parser.add_argument("--n-test", type=int, default=2000, help="in-domain test galaxies")
     parser.add_argument("--n-target", type=int, default=1000, help="real-like test galaxies")
     parser.add_argument("--stamp-size", type=int, default=64)
-    parser.add_argument("--architecture", default="light")
+    parser.add_argument("--architecture", default="resnet")
+    parser.add_argument("--randomised", action="store_true",
+                        help="train on domain-randomised simulations of the preset "
+                             "(simulate_randomised); calibration and test sets stay plain")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=30, help="most training epochs")
@@ -58,16 +61,20 @@ def main():
     from astromorphnet import SersicCNNRegressor, __version__
     from astromorphnet.cutouts import mask_neighbours
     from astromorphnet.metrics import coverage_table, r2_table
-    from astromorphnet.simulation import simulate_galaxies, simulate_real_like
+    from astromorphnet.simulation import (simulate_galaxies, simulate_randomised,
+                                          simulate_real_like)
 
     timings = {}
     start = time.perf_counter()
     sets = {}
     for offset, (name, n) in enumerate((("train", args.n_train), ("calibrate", args.n_calibrate),
                                         ("test", args.n_test))):
-        log.info(f"Simulating {n} {name} galaxies ({args.stamp_size}x{args.stamp_size})...")
-        sets[name] = simulate_galaxies(n, "CANDELS_F160W", stamp_size=args.stamp_size,
-                                       n_jobs=-1, random_state=args.seed + offset)
+        randomised = args.randomised and name == "train"
+        log.info(f"Simulating {n} {name} galaxies ({args.stamp_size}x{args.stamp_size}"
+                 f"{', randomised' if randomised else ''})...")
+        simulate = simulate_randomised if randomised else simulate_galaxies
+        sets[name] = simulate(n, "CANDELS_F160W", stamp_size=args.stamp_size, n_jobs=-1,
+                              random_state=args.seed + offset)
     log.info(f"Simulating {args.n_target} real-like target galaxies...")
     target, target_truth = simulate_real_like(args.n_target, stamp_size=args.stamp_size,
                                               n_jobs=-1, random_state=args.seed + 3)

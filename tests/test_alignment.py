@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 
-from astromorphnet import AdversarialDARegressor, stack_domains
-from astromorphnet.simulation import simulate_real_like
+from astromorphnet import AdversarialDARegressor
 
-from .conftest import FAST_RANGES, ZEROPOINT
+from .conftest import ZEROPOINT
 
 keras = pytest.importorskip("keras")
 
@@ -170,14 +169,6 @@ def test_alignment_shrinks_a_measured_domain_discrepancy(alignment, unaligned):
 
 
 # -- the estimator ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def domains(survey):
-    images, truth = survey
-    real, real_truth = simulate_real_like(16, stamp_size=32, random_state=3, ranges=FAST_RANGES)
-    X, y, domain = stack_domains(images[:32], truth[:32], real, real_truth)
-    return X, y, domain, real
-
-
 def make_da(**params):
     defaults = dict(architecture="light", image_size=16, max_epochs=1, batch_size=16,
                     learning_rate=1e-3, zeropoint=ZEROPOINT, random_state=0)
@@ -205,7 +196,7 @@ def fit_da(domains):
     def fit(alignment, supervised):
         key = (str(alignment), supervised)
         if key not in fitted:
-            X, y, domain, _ = domains
+            X, y, domain, *_ = domains
             fitted[key] = make_da(alignment=alignment, supervised=supervised).fit(
                 X, y, sample_domain=domain)
         return fitted[key]
@@ -216,7 +207,7 @@ def fit_da(domains):
 @pytest.mark.parametrize("alignment, supervised", [
     ("coral", True), ("mmd", False), (MeanAlignment(), False)], ids=str)
 def test_estimator_fits_and_predicts_with_each_alignment(fit_da, domains, alignment, supervised):
-    real = domains[-1]
+    real = domains[3]
     est = fit_da(alignment, supervised)
     assert np.isfinite(est.history_["domain_loss"]).all()
     assert isinstance(est.alignment_, type(get_alignment(alignment)))
@@ -227,7 +218,7 @@ def test_estimator_fits_and_predicts_with_each_alignment(fit_da, domains, alignm
 
 
 def test_mmd_estimator_reloads_in_a_fresh_process(fit_da, domains, tmp_path):
-    real = domains[-1]
+    real = domains[3]
     est = fit_da("mmd", False)
     est.save(tmp_path / "mmd.pkl")
     np.save(tmp_path / "real.npy", real)
@@ -250,7 +241,7 @@ def test_mmd_estimator_reloads_in_a_fresh_process(fit_da, domains, tmp_path):
     (keras.losses.MeanSquaredError(), r"The 'alignment' parameter .* Got <LossFunctionWrapper"),
 ])
 def test_invalid_alignment_is_refused(domains, alignment, match):
-    X, y, domain, _ = domains
+    X, y, domain, *_ = domains
     with pytest.raises(InvalidParameterError, match=match):
         make_da(alignment=alignment).fit(X, y, sample_domain=domain)
 
@@ -262,7 +253,7 @@ def test_alignment_must_be_an_alignment_loss(domains):
 
         discrepancy = callbacks = head
 
-    X, y, domain, _ = domains
+    X, y, domain, *_ = domains
     with pytest.raises(TypeError, match="alignment must be 'dann', 'coral', 'mmd' or an "
                                         "instance of .*AlignmentLoss; got an instance of Impostor"):
         make_da(alignment=Impostor()).fit(X, y, sample_domain=domain)

@@ -18,19 +18,9 @@ from astromorphnet.catalog import labels_to_array
 from astromorphnet.preprocessing import CutoutCropper
 from astromorphnet.simulation import simulate_galaxies, simulate_real_like
 
-from .conftest import FAST_RANGES, ZEROPOINT, make_regressor
+from .conftest import ZEROPOINT, make_regressor
 
 tf = pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="module")
-def domains(survey):
-    """48 labelled source rows and 32 real-like target rows (labels kept)."""
-    images, truth = survey
-    real, real_truth = simulate_real_like(32, stamp_size=32, random_state=3,
-                                          ranges={**FAST_RANGES, "ellipticity": (0.1, 0.6)})
-    X, y, domain = stack_domains(images[:48], truth[:48], real, real_truth)
-    return X, y, domain, real, real_truth
 
 
 def make_dann(**params):

@@ -49,6 +49,12 @@ def _outputs(x, n_outputs):
     return layers.Dense(n_outputs, dtype="float32")(x)
 
 
+def _dense_head(inputs, features, n_outputs, name):
+    """The model from ``inputs`` to its ``features``, dense 64 (ReLU) and the outputs."""
+    x = layers.Dense(64, activation="relu")(features)
+    return keras.Model(inputs, _outputs(x, n_outputs), name=name)
+
+
 def build_thesis_cnn(input_shape, n_outputs=4):
     """The reference thesis's transfer-learning CNN (its listing 5.3).
 
@@ -144,10 +150,7 @@ def build_light_cnn(input_shape, n_outputs=4):
     x = layers.BatchNormalization()(inputs)
     for filters in (16, 32, 64):
         x = _conv_pair(x, filters, 3, 1e-5, "same")
-    x = layers.Flatten(name="features")(x)
-    x = layers.Dense(64, activation="relu")(x)
-    outputs = _outputs(x, n_outputs)
-    return keras.Model(inputs, outputs, name="light_cnn")
+    return _dense_head(inputs, layers.Flatten(name="features")(x), n_outputs, "light_cnn")
 
 
 def build_resnet_cnn(input_shape, n_outputs=4):
@@ -208,10 +211,9 @@ def build_resnet_cnn(input_shape, n_outputs=4):
         x = _residual_stage(x, filters, l2)
     # The maximum keeps the peak response that the average dilutes over the
     # stamp (a compact galaxy fills few positions of the map).
-    x = layers.Concatenate(name="features")([layers.GlobalAveragePooling2D()(x),
-                                             layers.GlobalMaxPooling2D()(x)])
-    x = layers.Dense(64, activation="relu")(x)
-    return keras.Model(inputs, _outputs(x, n_outputs), name="resnet_cnn")
+    features = layers.Concatenate(name="features")([layers.GlobalAveragePooling2D()(x),
+                                                    layers.GlobalMaxPooling2D()(x)])
+    return _dense_head(inputs, features, n_outputs, "resnet_cnn")
 
 
 #: Named architectures accepted by the estimators' ``architecture`` parameter.
