@@ -12,7 +12,8 @@ from astromorphnet import (AdversarialDARegressor, SersicCNNRegressor,
                            TransferLearningRegressor, load)
 from astromorphnet.estimators import stack_domains
 from astromorphnet.models import (BoundedLocation, RandomDihedral, build_ensemble,
-                                  build_light_cnn, dihedral_transforms, with_random_dihedral)
+                                  build_light_cnn, dihedral_transform, dihedral_transforms,
+                                  n_symmetries, with_random_dihedral)
 from astromorphnet.simulation import simulate_galaxies
 
 from .conftest import FAST_RANGES, ZEROPOINT
@@ -105,9 +106,19 @@ def test_random_dihedral_is_reproducible_with_its_seed():
     assert not np.array_equal(first, other)
 
 
-def test_random_dihedral_rejects_images_that_are_not_square():
-    with pytest.raises(ValueError, match=r"need square images .* got shape \(1, 4, 6, 1\)"):
-        RandomDihedral()(np.zeros((1, 4, 6, 1), np.float32))
+def test_rectangular_images_get_their_four_flips():
+    x = np.arange(24, dtype=np.float32).reshape(1, 4, 6, 1)
+    views = _views(x)
+    expected = [x, x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]  # 180°: both flips
+    assert n_symmetries(x.shape) == 4 and len(views) == 4
+    for view, want in zip(views, expected):
+        np.testing.assert_array_equal(view, want)
+    out = _numpy(RandomDihedral(seed=0)(np.repeat(x, 200, axis=0), training=True))
+    drawn = [next(i for i, view in enumerate(views) if np.array_equal(image, view[0]))
+             for image in out]
+    assert (np.bincount(drawn, minlength=4) > 20).all()
+    with pytest.raises(ValueError, match=r"element 5 transposes .* got shape \(1, 4, 6, 1\)"):
+        dihedral_transform(x, 5)
 
 
 @pytest.mark.parametrize("n_members", [1, 2])
@@ -276,8 +287,10 @@ def test_parameters_are_validated(estimator, param):
         estimator.fit(np.zeros((4, 16, 16)), np.zeros((4, 4)))
 
 
-def test_augmentation_needs_square_cutouts(galaxies):
+def test_rectangular_cutouts_are_augmented_and_averaged_over_their_flips(galaxies):
     images, truth = galaxies
-    for params in (dict(augment=True), dict(tta=True)):
-        with pytest.raises(ValueError, match=r"need square cutouts .* input is 16×12"):
-            _regressor(image_size=(16, 12), **params).fit(images[:8], truth[:8])
+    reg = _regressor(image_size=(16, 12), augment=True, tta=True).fit(images[:16], truth[:16])
+    assert any(isinstance(layer, RandomDihedral) for layer in reg.model_.layers)
+    crops = images[:4, :, 2:14]
+    flipped = np.asarray(reg.predict(crops[:, ::-1, ::-1]))  # 180°: one of the four
+    np.testing.assert_allclose(flipped, np.asarray(reg.predict(crops)), rtol=1e-4)

@@ -343,12 +343,6 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         """``model`` with a `~astromorphnet.models.RandomDihedral` input layer iff ``augment``."""
         from ..models import with_random_dihedral
 
-        ny, nx = self.input_shape_
-        if (self.augment or self.tta) and ny != nx:
-            raise ValueError(
-                f"augment and tta need square cutouts (flips and 90° rotations); the network "
-                f"input is {ny}×{nx}: set image_size to a square, or augment=False and "
-                "tta=False")
         return with_random_dihedral(model, self.augment)
 
     def _build_model(self, n_targets):
@@ -491,16 +485,17 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         """
         from keras import ops
 
-        from ..models import N_DIHEDRAL, dihedral_transform
+        from ..models import dihedral_transforms, n_symmetries
 
-        step = max(PREDICT_CHUNK // N_DIHEDRAL, 1)  # all views of a chunk: memory as without
+        n_views = n_symmetries(x.shape)
+        step = max(PREDICT_CHUNK // n_views, 1)  # all views of a chunk: memory as without
         views = []
         for start in range(0, len(x), step):
             part = x[start:start + step]
-            stacked = np.concatenate([ops.convert_to_numpy(dihedral_transform(part, element))
-                                      for element in range(N_DIHEDRAL)])
+            stacked = np.concatenate([ops.convert_to_numpy(view)
+                                      for view in dihedral_transforms(part)])
             out = np.asarray(self._network_predict(stacked), np.float64)
-            views.append(out.reshape(N_DIHEDRAL, len(part), -1))
+            views.append(out.reshape(n_views, len(part), -1))
         views = np.concatenate(views, axis=1)
         if getattr(self, "likelihood_", None) is None:
             return views.mean(axis=0)

@@ -60,14 +60,15 @@ class SersicCNNRegressor(BaseSersicRegressor):
         prediction cost ``n_members`` times more.  Needs a likelihood loss.
     augment : bool, default=False
         Show every training cutout in a random one of its eight flips and
-        90° rotations, new each epoch (`~astromorphnet.models.RandomDihedral`
-        at the network input): they leave all four parameters unchanged.
-        Needs square cutouts.
+        90° rotations (the four flips of a rectangular cutout), new each
+        epoch (`~astromorphnet.models.RandomDihedral` at the network input):
+        they leave all four parameters unchanged.
     tta : bool, default=False
         Test-time averaging: `predict` runs the network on the eight flips
         and rotations of each cutout (8× the cost) and combines them, as
         ensemble members (their spread adds to the errors) for a likelihood
-        loss, by their mean for a point loss.  Needs square cutouts.
+        loss, by their mean for a point loss.  Rectangular cutouts get
+        their four flips (4× the cost).
     bounded : bool, default=True
         End the network in a bounded link (a smooth clip,
         `~astromorphnet.models.BoundedLocation`), so that no prediction
@@ -213,8 +214,7 @@ class SersicCNNRegressor(BaseSersicRegressor):
         ValueError
             On a parameter out of its range, empty or malformed input, NaN
             labels, labels outside `~astromorphnet.catalog.PHYSICAL_RANGES`,
-            a cutout without any valid pixel, ``len(X) != len(y)``, or
-            ``augment``/``tta`` with cutouts that are not square.  A failed
+            a cutout without any valid pixel, or ``len(X) != len(y)``.  A failed
             (or interrupted) fit leaves the estimator as it was.
         """
         from ..simulation import SimulationStream
