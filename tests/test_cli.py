@@ -45,7 +45,8 @@ def chain(tmp_path_factory):
     assert main(["simulate", "CANDELS_F160W", "-n", "20", "-o", paths["sims"],
                  "--stamp-size", "32", "--seed", "1", "-q"]) == 0
     assert main(["train", paths["sims"], "-o", paths["model"], "--architecture",
-                 "light", "--max-epochs", "1", "--learning-rate", "1e-3", "-q"]) == 0
+                 "light", "--max-epochs", "1", "--learning-rate", "1e-3", "--augment",
+                 "-q"]) == 0
     assert main(["simulate", "CANDELS_F160W", "-n", "6", "-o", paths["real"],
                  "--stamp-size", "32", "--seed", "2", "-q"]) == 0
     with open_dataset(paths["real"]) as dataset:
@@ -54,7 +55,8 @@ def chain(tmp_path_factory):
     assert main(["label", paths["real_fits"], "-o", paths["labels_ecsv"], "--survey",
                  "CANDELS_F160W", "--keep-flagged", "-q"]) == 0
     assert main(["finetune", paths["model"], paths["real"], paths["labels_ecsv"],
-                 "-o", paths["tuned"], "--max-epochs", "1", "--freeze", "-q"]) == 0
+                 "-o", paths["tuned"], "--max-epochs", "1", "--freeze", "--no-augment",
+                 "-q"]) == 0
     return paths
 
 
@@ -70,6 +72,14 @@ def test_train_saves_a_fitted_regressor(chain):
     assert isinstance(model, SersicCNNRegressor)
     assert model.architecture == "light" and model.n_epochs_ == 1
     assert model.input_shape_ == (32, 32)
+    assert model.augment  # --augment reaches the estimator
+
+
+def test_train_offers_every_named_architecture():
+    from astromorphnet._cli._train import ARCHITECTURE_NAMES
+    from astromorphnet.models import ARCHITECTURES
+
+    assert sorted(ARCHITECTURE_NAMES) == sorted(ARCHITECTURES)
 
 
 def test_label_writes_cut_labels(chain):
@@ -90,6 +100,10 @@ def test_finetune_saves_a_transfer_learning_regressor(chain):
     tuned = load(chain["tuned"])
     assert isinstance(tuned, TransferLearningRegressor)
     assert tuned.trainable == "head" and tuned.n_epochs_ == 1
+    # --no-augment removes the augmentation the pretrained network was trained with.
+    assert not any(type(layer).__name__ == "RandomDihedral" for layer in tuned.model_.layers)
+    assert any(type(layer).__name__ == "RandomDihedral"
+               for layer in load(chain["model"]).model_.layers)
     assert tuned.pretrained_.model_id_ == load(chain["model"]).model_id_
 
 

@@ -7,7 +7,8 @@ from astropy import log
 
 from ._common import (UsageError, add_overwrite, add_quiet, add_seed, float_in, input_file,
                       int_at_least, read_cutouts)
-from ._train import add_model_output, add_training_options, check_model_output, saved
+from ._train import (add_model_output, add_training_options, check_model_output, chosen,
+                     saved)
 
 __all__ = ["add_parser", "run", "select_labelled"]
 
@@ -111,7 +112,8 @@ def run(args):
         pretrained, trainable=trainable, learning_rate=args.learning_rate,
         batch_size=args.batch_size, max_epochs=args.max_epochs, patience=args.patience,
         validation_fraction=args.validation_fraction, zeropoint=args.zeropoint,
-        pixel_scale=args.pixel_scale, random_state=args.seed, verbose=0 if args.quiet else 1)
+        pixel_scale=args.pixel_scale, random_state=args.seed, verbose=0 if args.quiet else 1,
+        **chosen(args, "augment"))
     stamps, dataset = read_cutouts(args.cutouts, pixel_scale=args.pixel_scale,
                                    zeropoint=args.zeropoint)
     try:

@@ -1,5 +1,6 @@
 """``astromorphnet train``: a `SersicCNNRegressor` trained on an HDF5 simulated set."""
 
+import argparse
 import os
 
 from astropy import log
@@ -7,8 +8,12 @@ from astropy import log
 from ._common import (UsageError, add_overwrite, add_quiet, add_seed, check_output, float_in,
                       input_file, int_at_least)
 
-__all__ = ["add_model_output", "add_parser", "add_training_options", "check_model_output",
-           "run", "saved"]
+__all__ = ["ARCHITECTURE_NAMES", "add_model_output", "add_parser", "add_training_options",
+           "check_model_output", "chosen", "run", "saved"]
+
+#: The estimators' named networks (`astromorphnet.models.ARCHITECTURES`,
+#: spelled out: the command line starts without importing Keras).
+ARCHITECTURE_NAMES = ("light", "resnet", "thesis")
 
 #: Training losses offered on the command line (`SersicCNNRegressor`'s ``loss``).
 LOSSES = ("laplace", "gaussian", "mae", "mse")
@@ -24,9 +29,9 @@ def add_parser(sub):
     add = parser.add_argument
     add("dataset", type=input_file, metavar="SET.h5", help="simulated set to train on")
     add_model_output(parser)
-    add("--architecture", choices=("light", "thesis"), default="thesis",
-        help="network: 'thesis' (the reference thesis's) or 'light' (faster, for CPUs) "
-             "(default: %(default)s)")
+    add("--architecture", choices=ARCHITECTURE_NAMES, default=None,
+        help="network: 'resnet' (small residual network, fastest), 'thesis' (the reference "
+             "thesis's) or 'light' (default: SersicCNNRegressor's)")
     add("--loss", choices=LOSSES, default="laplace",
         help="'laplace' or 'gaussian' likelihood (per-galaxy errors) or a point loss "
              "(default: %(default)s)")
@@ -57,6 +62,14 @@ def add_training_options(parser, *, max_epochs, batch_size, validation_fraction)
     add("--validation-fraction", type=float_in(0, 1), default=validation_fraction,
         metavar="FRACTION", help="fraction held out to keep the best epoch "
                                  "(default: %(default)s)")
+    add("--augment", action=argparse.BooleanOptionalAction, default=None,
+        help="show the cutouts in random flips and 90° rotations, which leave the Sérsic "
+             "parameters unchanged (default: the estimator's)")
+
+
+def chosen(args, *names):
+    """The options among ``names`` given on the command line (not left to the estimator)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def check_model_output(path, overwrite):
@@ -83,16 +96,16 @@ def run(args):
 
     check_model_output(args.output, args.overwrite)
     estimator = SersicCNNRegressor(
-        args.architecture, loss=args.loss, max_epochs=args.max_epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        validation_fraction=args.validation_fraction, patience=args.patience,
-        random_state=args.seed, verbose=0 if args.quiet else 1)
+        loss=args.loss, max_epochs=args.max_epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, validation_fraction=args.validation_fraction,
+        patience=args.patience, random_state=args.seed, verbose=0 if args.quiet else 1,
+        **chosen(args, "architecture", "augment"))
     try:
         dataset = open_dataset(args.dataset)
     except (OSError, ValueError) as error:
         raise UsageError(f"argument SET.h5: {error}") from error
     with dataset:
-        log.info(f"Training SersicCNNRegressor ({args.architecture}) on the {len(dataset)} "
+        log.info(f"Training SersicCNNRegressor ({estimator.architecture}) on the {len(dataset)} "
                  f"galaxies of {os.path.basename(args.dataset)}")
         estimator.fit(dataset)
     return saved(estimator, args.output)
