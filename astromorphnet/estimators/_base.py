@@ -51,6 +51,11 @@ BOUND_MARGIN = 0.05
 #: the training labels: any axis ratio is a galaxy's, and simulations often
 #: draw a narrower range than real galaxies have.
 PHYSICALLY_BOUNDED = ("ellipticity",)
+#: How estimators saved before a parameter existed were trained, where that
+#: differs from the parameter's default: such files load with these values,
+#: so that their parameters describe their networks (the others load with
+#: their defaults, which reproduce the older behaviour).
+_BEFORE_PARAMETER = {"augment": False, "bounded": False}
 #: Two-output views (regression, features) of fitted networks, built once
 #: per network and never pickled with the estimator.
 _FEATURE_MODELS = weakref.WeakKeyDictionary()
@@ -797,10 +802,9 @@ class BaseSersicRegressor(RegressorMixin, BaseEstimator):
         from . import _persistence
 
         _persistence.restore_state(self, state)
-        # Files saved before a parameter existed load with its default.
         signature = inspect.signature(type(self).__init__).parameters
         for name in self._get_param_names():
-            self.__dict__.setdefault(name, signature[name].default)
+            self.__dict__.setdefault(name, _BEFORE_PARAMETER.get(name, signature[name].default))
 
     def save(self, path):
         """Write the estimator (parameters, fitted network and scalers) to a file.
