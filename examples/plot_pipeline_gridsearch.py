@@ -68,8 +68,9 @@ pipeline = make_pipeline(CutoutCropper(size=32), ImageNormalizer(), regressor)
 
 
 # %%
-# Besides ``"light"`` and ``"thesis"``, ``architecture`` takes any function
-# ``builder(input_shape, n_outputs)`` returning a Keras model, so network
+# Besides the named networks (``"resnet"``, ``"thesis"``, ``"light"``),
+# ``architecture`` takes any function ``builder(input_shape, n_outputs)``
+# returning a Keras model, so network
 # designs can be compared in the same grid.  (An
 # `~astromorphnet.AdversarialDARegressor` also needs the layer that ends the
 # feature extractor to be named ``"features"``.)

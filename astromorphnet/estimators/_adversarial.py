@@ -47,7 +47,7 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
     ----------
     supervised : bool, default=True
         Use target labels in the regression loss.
-    architecture : str or callable, default="thesis"
+    architecture : str or callable, default="resnet"
         Regression network (see `SersicCNNRegressor`); a callable builder
         must name the layer ending its feature extractor ``"features"``.
     targets : tuple of str, default=("mag", "r_eff", "sersic_n", "ellipticity")
@@ -163,12 +163,12 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
         "domain_units": [list, tuple],
     }
 
-    def __init__(self, supervised=True, architecture="thesis", *, targets=TARGETS,
+    def __init__(self, supervised=True, architecture="resnet", *, targets=TARGETS,
                  alignment="dann", alpha=0.9, reversal_strength=1.0, reversal_warmup=0,
                  domain_units=(128, 64), learning_rate=1e-4, batch_size=16, max_epochs=300,
                  patience=20, validation_fraction=0.2, loss="laplace", normalization="asinh",
                  log_targets=("r_eff", "sersic_n"), image_size=None, n_members=1,
-                 coverage=0.68, augment=False, tta=False, bounded=True, zeropoint=None,
+                 coverage=0.68, augment=True, tta=False, bounded=True, zeropoint=None,
                  pixel_scale=None, random_state=None, verbose=0):
         self.supervised = supervised
         self.architecture = architecture

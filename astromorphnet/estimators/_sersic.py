@@ -21,11 +21,13 @@ class SersicCNNRegressor(BaseSersicRegressor):
 
     Parameters
     ----------
-    architecture : str or callable, default="thesis"
-        ``"thesis"`` (`~astromorphnet.models.build_thesis_cnn`), ``"light"``
-        (`~astromorphnet.models.build_light_cnn`), ``"resnet"``
-        (`~astromorphnet.models.build_resnet_cnn`, the fastest on CPUs) or a
-        callable ``builder(input_shape, n_outputs) -> keras.Model``.
+    architecture : str or callable, default="resnet"
+        ``"resnet"`` (`~astromorphnet.models.build_resnet_cnn`: at 64×64
+        about 9× faster to train and 4× faster to predict than ``"thesis"``
+        on a CPU, and more accurate after the same epochs), ``"thesis"``
+        (`~astromorphnet.models.build_thesis_cnn`, the reference thesis's),
+        ``"light"`` (`~astromorphnet.models.build_light_cnn`) or a callable
+        ``builder(input_shape, n_outputs) -> keras.Model``.
     targets : tuple of str, default=("mag", "r_eff", "sersic_n", "ellipticity")
         Parameters to learn, in the column order of array labels.
     learning_rate : float, default=1e-4
@@ -58,17 +60,20 @@ class SersicCNNRegressor(BaseSersicRegressor):
         trained together with different initialisations; their spread adds
         the epistemic uncertainty to each galaxy's error.  Training and
         prediction cost ``n_members`` times more.  Needs a likelihood loss.
-    augment : bool, default=False
+    augment : bool, default=True
         Show every training cutout in a random one of its eight flips and
         90° rotations (the four flips of a rectangular cutout), new each
         epoch (`~astromorphnet.models.RandomDihedral` at the network input):
-        they leave all four parameters unchanged.
+        they leave all four parameters unchanged.  Free at prediction; on
+        the domain-shift benchmark it raised the mean R² of a fine-tuned
+        network by 0.04.
     tta : bool, default=False
         Test-time averaging: `predict` runs the network on the eight flips
         and rotations of each cutout (8× the cost) and combines them, as
         ensemble members (their spread adds to the errors) for a likelihood
         loss, by their mean for a point loss.  Rectangular cutouts get
-        their four flips (4× the cost).
+        their four flips (4× the cost).  On the domain-shift benchmark it
+        added 0.05 to the mean R² of an augmented, fine-tuned network.
     bounded : bool, default=True
         End the network in a bounded link (a smooth clip,
         `~astromorphnet.models.BoundedLocation`), so that no prediction
@@ -154,10 +159,10 @@ class SersicCNNRegressor(BaseSersicRegressor):
     _parameter_constraints = {**BaseSersicRegressor._parameter_constraints,
                               **NETWORK_CONSTRAINTS}
 
-    def __init__(self, architecture="thesis", *, targets=TARGETS, learning_rate=1e-4,
+    def __init__(self, architecture="resnet", *, targets=TARGETS, learning_rate=1e-4,
                  batch_size=16, max_epochs=100, patience=10, validation_fraction=0.1,
                  loss="laplace", normalization="asinh", log_targets=("r_eff", "sersic_n"),
-                 image_size=None, n_members=1, augment=False, tta=False, bounded=True,
+                 image_size=None, n_members=1, augment=True, tta=False, bounded=True,
                  coverage=0.68, zeropoint=None, pixel_scale=None, random_state=None,
                  verbose=0):
         self.architecture = architecture

@@ -66,7 +66,7 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
         with a likelihood head (per-galaxy errors) fine-tunes with a
         likelihood (``"laplace"`` or ``"gaussian"``), a point network with a
         point loss.
-    augment : bool, default=False
+    augment : bool, default=True
         Fine-tune on random flips and 90° rotations of the cutouts (see
         `SersicCNNRegressor`); a `~astromorphnet.models.RandomDihedral`
         layer is added to (or, when False, removed from) the copy of the
@@ -145,7 +145,7 @@ class TransferLearningRegressor(DomainScoreMixin, BaseSersicRegressor):
 
     def __init__(self, pretrained=None, *, trainable="all", learning_rate=1e-4, batch_size=8,
                  max_epochs=15, patience=None, validation_fraction=0.2, loss=None,
-                 augment=False, tta=False, coverage=0.68, zeropoint=None, pixel_scale=None,
+                 augment=True, tta=False, coverage=0.68, zeropoint=None, pixel_scale=None,
                  random_state=None, verbose=0):
         self.pretrained = pretrained
         self.trainable = trainable
