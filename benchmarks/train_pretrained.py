@@ -38,6 +38,11 @@ def main():
     parser.add_argument("--n-target", type=int, default=1000, help="real-like test galaxies")
     parser.add_argument("--stamp-size", type=int, default=64)
     parser.add_argument("--architecture", default="resnet")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                        help="random flips and 90° rotations in training (the shipped "
+                             "candels-f160w file predates them: --no-augment)")
+    parser.add_argument("--bounded", action=argparse.BooleanOptionalAction, default=True,
+                        help="bounded output link (the shipped file predates it: --no-bounded)")
     parser.add_argument("--randomised", action="store_true",
                         help="train on domain-randomised simulations of the preset "
                              "(simulate_randomised); calibration and test sets stay plain")
@@ -83,8 +88,8 @@ def main():
 
     images, truth = sets["train"]
     estimator = SersicCNNRegressor(
-        args.architecture, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        max_epochs=args.epochs, patience=args.patience, zeropoint=truth.meta["zeropoint"],
+        args.architecture, augment=args.augment, bounded=args.bounded,
+        learning_rate=args.learning_rate, batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience, zeropoint=truth.meta["zeropoint"],
         pixel_scale=truth.meta["pixel_scale"], random_state=args.seed, verbose=2)
     log.info(f"Training ({args.architecture}, up to {args.epochs} epochs)...")
     start = time.perf_counter()

@@ -115,8 +115,8 @@ def dihedral_transform(x, element):
         raise ValueError(
             f"element {element} transposes the images, which needs square images of shape "
             f"(n, size, size, channels); got shape {tuple(x.shape)}")
-    y = ops.transpose(x, (0, 2, 1, 3)) if element >= 4 else ops.convert_to_tensor(x)
-    flip = {0: None, 1: 2, 2: 1, 3: (1, 2)}[element % 4]
+    y = ops.transpose(x, (0, 2, 1, 3)) if element >= _N_FLIPS else ops.convert_to_tensor(x)
+    flip = {0: None, 1: 2, 2: 1, 3: (1, 2)}[element % _N_FLIPS]
     return y if flip is None else ops.flip(y, axis=flip)
 
 
