@@ -158,6 +158,17 @@ def test_measure_writes_a_catalog(chain, mosaic, tmp_path, name, capsys):
     assert catalog.meta["model_path"] == chain["model"]
 
 
+def test_measure_with_no_option_uses_the_shipped_model(mosaic, tmp_path, capsys):
+    """The issue's goal: ``astromorphnet measure mosaic.fits -o cat.fits``, no other step."""
+    path = str(tmp_path / "cat.fits")
+    assert main(["measure", mosaic, "-o", path]) == 0
+    assert f"Wrote 4 galaxies to {path}" in capsys.readouterr().out
+    catalog = QTable.read(path)
+    assert catalog.meta["model_name"] == "candels-f160w"
+    # Galaxies of mag 19-21 in the model's own survey conditions.
+    assert np.all((catalog["mag"].value > 18.5) & (catalog["mag"].value < 21.5))
+
+
 def test_measure_refuses_an_existing_catalog_before_any_work(chain, mosaic, tmp_path,
                                                               capsys, monkeypatch):
     path = tmp_path / "catalog.fits"

@@ -16,8 +16,8 @@ from photutils.segmentation import deblend_sources, detect_sources
 from photutils.utils import NoDetectionsWarning
 
 from astromorphnet._input import as_stamps
-from astromorphnet.cutouts import _extract
 from astromorphnet.catalog import SersicFlag
+from astromorphnet.cutouts import _extract
 from astromorphnet.cutouts import (extract_cutouts, mask_neighbours, match_parameter_ranges,
                                    parameter_ranges, select_magnitude)
 
@@ -137,6 +137,46 @@ def test_deblending_only_the_segments_that_can_split_changes_nothing():
     assert len(pairs) == every.n_labels + 1 == fast.n_labels + 1
 
 
+@pytest.mark.parametrize("shape, box, filter_size", [((300, 200), (64, 50), 3),
+                                                    ((130, 77), (32, 32), (3, 5)),
+                                                    ((64, 64), (64, 64), 1)])
+def test_background_maps_equal_photutils(shape, box, filter_size):
+    from photutils.background import Background2D
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(0.0, 1.0, shape) + np.linspace(0.0, 3.0, shape[1])
+    data[: shape[0] // 3, : shape[1] // 3] += 5.0  # a step the mesh filter must smooth
+    reference = Background2D(data, box, filter_size=filter_size)
+    fast = _extract._Background2D(data, box, filter_size=filter_size)
+    for name in ("background", "background_rms"):
+        np.testing.assert_array_equal(getattr(fast, f"{name}_mesh"),
+                                      getattr(reference, f"{name}_mesh"))
+        np.testing.assert_allclose(_extract._full_map(fast, name, data),
+                                   getattr(reference, name), rtol=0, atol=1e-12)
+
+
+def test_separable_smoothing_equals_astropy_convolve():
+    from astropy.convolution import convolve
+    from photutils.segmentation import make_2dgaussian_kernel
+
+    data = np.random.default_rng(4).normal(0.0, 1.0, (70, 90))
+    for fwhm in (2.0, 3.0, 4.5):
+        kernel = make_2dgaussian_kernel(fwhm, size=2 * int(np.ceil(fwhm)) + 1)
+        np.testing.assert_allclose(_extract._smooth(data, fwhm), convolve(data, kernel),
+                                   rtol=0, atol=1e-12)
+
+
+def test_segment_sums_equal_whole_image_sums(mosaic):
+    found = extract_cutouts(mosaic, size=SIZE)
+    segm, data = found.segmentation, np.asarray(mosaic, float)
+    labels = np.append(found.table["label"], 0)  # a position on no segment too
+    areas, fluxes = _extract._segment_sums(data, segm, labels)
+    for label, area, flux in zip(labels[:-1], areas, fluxes):
+        assert area == np.count_nonzero(segm.data == label)
+        assert flux == pytest.approx(data[segm.data == label].sum(), rel=1e-9)
+    assert areas[-1] == 0 and np.isnan(fluxes[-1])
+
+
 def test_deblending_without_scikit_image_fails_at_once(monkeypatch, mosaic):
     import importlib.util
 
@@ -181,6 +221,18 @@ def test_cutouts_keep_the_wcs(detected):
             peak = np.unravel_index(np.nanargmax(np.where(cutout.mask, np.nan, cutout.data)),
                                     cutout.shape)
             assert abs(peak[0] - py) <= 1 and abs(peak[1] - px) <= 1
+
+
+def test_cutouts_are_cutout2d_cutouts(mosaic, detected):
+    # Placement, NaN padding and WCS as Cutout2D gives them, edge sources included.
+    background = _extract._full_map(detected.background, "background", np.asarray(mosaic))
+    data = (mosaic - background).astype(mosaic.dtype)
+    assert any(c.meta["flag"] & SersicFlag.PADDED for c in detected.cutouts)
+    for cutout in detected.cutouts:
+        reference = Cutout2D(data, (cutout.meta["x"], cutout.meta["y"]), SIZE, wcs=make_wcs(),
+                             mode="partial", fill_value=np.nan)
+        np.testing.assert_allclose(cutout.data, reference.data, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(cutout.wcs.wcs.crpix, reference.wcs.wcs.crpix)
 
 
 @pytest.mark.parametrize("dilate", [0, 2])
@@ -245,8 +297,9 @@ def test_uncertainty_from_weight_and_error(mosaic):
     nd = NDData(mosaic, uncertainty=StdDevUncertainty(np.full(SHAPE, 3.0)),
                 mask=np.zeros(SHAPE, bool), unit=u.electron / u.s, wcs=make_wcs(),
                 meta={"MAGZERO": 25.94})
-    with pytest.warns(AstropyUserWarning, match="'error' keyword is ignored"):
+    with pytest.warns(AstropyUserWarning, match="'error' keyword is ignored") as record:
         result = extract_cutouts(nd, [ISOLATED[5]], size=SIZE, error=error)
+    assert record[0].filename == __file__  # the warning points at the caller
     cutout = result.cutouts[0]
     assert cutout.unit == u.electron / u.s and result.table["segment_flux"].unit == cutout.unit
     np.testing.assert_allclose(cutout.uncertainty.array, 3.0)

@@ -286,11 +286,37 @@ def test_model_from_file(mosaic_path, model, catalog, tmp_path):
     (dict(images=NDData(np.zeros((64, 64))), progress="yes"), TypeError, "progress must be"),
     (dict(images=NDData(np.zeros((64, 64))), zeropoint="25"), TypeError,
      "zeropoint must be a number"),
+    (dict(images=NDData(np.zeros((64, 64))), thresold=2.0), TypeError,
+     r"unknown option\(s\) 'thresold'; its detection options are .*threshold, "),
+    (dict(images=NDData(np.zeros((64, 64))), n_pixels=0), ValueError,
+     "n_pixels must be a positive int"),
+    (dict(images=NDData(np.zeros((64, 64))), subtract_background="no"), TypeError,
+     "subtract_background must be"),
 ])
 def test_invalid_input(model, kwargs, error, match):
     kwargs = {"model": model, "size": 32, **kwargs}
     with pytest.raises(error, match=match):
         measure(**kwargs)
+
+
+@pytest.mark.parametrize("form", ["float", "scaled", "compressed", "gzip"])
+def test_tile_sections_read_from_fits_equal_the_image(form, tmp_path):
+    from astromorphnet.pipeline._measure import _fits_plane, read_section
+
+    image = np.random.default_rng(0).normal(100.0, 10.0, (90, 70)).astype(np.float32)
+    path = tmp_path / (f"{form}.fits" + (".gz" if form == "gzip" else ""))
+    if form == "compressed":
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(image)]).writeto(path)
+    else:
+        hdu = fits.PrimaryHDU(image)
+        if form == "scaled":
+            hdu.scale("int16", bscale=0.01, bzero=100.0)
+        hdu.writeto(path)
+    with fits.open(path) as hdul:
+        expected = hdul[1 if form == "compressed" else 0].data[10:60, 5:47]
+    section, _ = _fits_plane(str(path), "image")
+    read = read_section(section._replace(slices=(slice(10, 60), slice(5, 47))))
+    np.testing.assert_array_equal(read, expected)
 
 
 def test_invalid_model(mosaic_path):

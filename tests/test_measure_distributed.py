@@ -5,10 +5,11 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from astromorphnet import SersicCNNRegressor, measure, simulate_galaxies
+from astromorphnet import SersicCNNRegressor, load_pretrained, measure, simulate_galaxies
 from astromorphnet.simulation import SurveyConfig
 
 distributed = pytest.importorskip("distributed")
+from astromorphnet.pipeline._distributed import MAX_MODELS  # noqa: E402
 
 OPTIONS = dict(size=32, box_size=32, tile_size=160)
 
@@ -50,12 +51,17 @@ def test_local_cluster_gives_the_single_process_catalog(inputs, tmp_path):
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         result = measure(paths, model, client=client, **OPTIONS)
-        # The model went once per worker, as a plugin, and left with the run.
-        plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
-        assert not any("astromorphnet" in name for names in plugins.values() for name in names)
+        # The model went once to each worker, which loaded it at most once and keeps it.
+        loaded = client.run(_loaded_models)
+        assert {len(models) for models in loaded.values()} <= {0, 1} and any(loaded.values())
         saved = tmp_path / "model.pkl"
         model.save(saved)
         by_address = measure(paths[0], saved, client=cluster.scheduler_address, **OPTIONS)
+        after = client.run(_loaded_models)
+        for address, models in loaded.items():  # the same file: not loaded again
+            assert after[address].items() >= models.items()
+        measure(paths[0], load_pretrained(), client=client, **OPTIONS)
+        assert all(len(models) <= MAX_MODELS for models in client.run(_loaded_models).values())
     first = expected[expected["image"] == str(paths[0])]
     first.remove_column("image")
     for other, reference in ((result, expected), (by_address, first)):
@@ -68,6 +74,33 @@ def test_local_cluster_gives_the_single_process_catalog(inputs, tmp_path):
                                        err_msg=name)
     assert list(result["image"]) == list(expected["image"])
     assert by_address.meta["model_path"] == str(saved)
+
+
+def _loaded_models():
+    """On a worker: the identity of each estimator it holds, by model key."""
+    from astromorphnet.pipeline._distributed import _MODELS
+
+    return {key: id(estimator) for key, estimator in _MODELS.items()}
+
+
+def test_workers_keep_the_most_recently_used_models(monkeypatch, tmp_path):
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    import astromorphnet.estimators
+    from astromorphnet.pipeline import _distributed, _measure
+
+    worker = SimpleNamespace(state=SimpleNamespace(nthreads=1), local_directory=str(tmp_path))
+    monkeypatch.setattr(_distributed, "get_worker", lambda: worker)
+    monkeypatch.setattr(_distributed, "_limit_threads", lambda n: None)
+    monkeypatch.setattr(astromorphnet.estimators, "load", lambda path: open(path, "rb").read())
+    monkeypatch.setattr(_measure, "_catalog_output", lambda estimator: estimator)
+    monkeypatch.setattr(_distributed, "_MODELS", OrderedDict())
+    assert _distributed._estimator("a", b"model a") == b"model a"  # loaded from its bytes
+    _distributed._estimator("b", b"model b")
+    assert _distributed._estimator("a", b"other bytes") == b"model a"  # cached, not reloaded
+    _distributed._estimator("c", b"model c")
+    assert list(_distributed._MODELS) == ["a", "c"] and MAX_MODELS == 2  # b was the oldest
 
 
 def test_client_of_wrong_type(inputs):

@@ -289,9 +289,9 @@ class AdversarialDARegressor(DomainScoreMixin, BaseSersicRegressor):
                             callbacks=self.alignment_.callbacks(self.model_, len(data)))
 
     def _network_predict(self, x):
-        from ._base import PREDICT_BATCH
+        from ._base import forward
 
-        return self.model_.predict(x, batch_size=PREDICT_BATCH, verbose=0)["sersic"]
+        return forward(self.model_, x)["sersic"]
 
 
 def _rows(arrays, rows):

@@ -1,74 +1,53 @@
 """`measure` on a ``dask.distributed`` cluster: tile jobs as tasks, the model once per worker.
 
 Shipping a Keras model inside every task serialises the network anew each
-time (the pitfall of ``map_blocks(model.predict)``).  Here the estimator's
-file travels once to each worker in a ``distributed.WorkerPlugin``, which
-loads it there; tasks find it in a per-process cache keyed by the file's
-hash.  This module imports ``distributed``: it is imported only when a
-``client`` is given.
+time (the pitfall of ``map_blocks(model.predict)``).  Here the bytes of the
+estimator's file are scattered once to every worker; each task gets a
+reference to them, and the first task on a worker loads the estimator into
+a small per-process cache keyed by the file's hash.  A later `measure` with
+the same model finds it loaded; concurrent calls with other models do not
+disturb each other.  This module imports ``distributed``: it is imported
+only when a ``client`` is given.
 """
 
 import hashlib
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 
-from distributed import Client, WorkerPlugin, as_completed
+from distributed import Client, as_completed, get_worker
 
 from ._measure import run_job
 
-__all__ = ["ModelPlugin", "run_on_cluster"]
+__all__ = ["MAX_MODELS", "run_on_cluster"]
+
+#: Estimators a worker process keeps loaded (the least recently used goes first).
+MAX_MODELS = 2
 
 #: The estimators loaded in this (worker) process, by the hash of their file.
-_MODELS = {}
+_MODELS = OrderedDict()
+_LOCK = threading.Lock()
 
 
-class ModelPlugin(WorkerPlugin):
-    """Load an estimator once on each worker, from the bytes of its file.
+def _estimator(key, payload):
+    """The estimator of the file ``payload`` (hash ``key``), loaded here on first use."""
+    with _LOCK:  # tasks on several threads of one worker load it once
+        if key not in _MODELS:
+            from ..estimators import load
+            from ._measure import _catalog_output
 
-    Parameters
-    ----------
-    payload : bytes
-        The file written by the estimator's ``save``.
-
-    Attributes
-    ----------
-    key : str
-        SHA-256 of ``payload``: tasks look the estimator up by it.
-    name : str
-        The plugin's name on the cluster (one per model file).
-    """
-
-    def __init__(self, payload):
-        self.payload = payload
-        self.key = hashlib.sha256(payload).hexdigest()
-        self.name = f"astromorphnet-model-{self.key[:16]}"
-
-    def setup(self, worker):
-        """Write the file into the worker's folder and load the estimator from it.
-
-        Parameters
-        ----------
-        worker : ``distributed.Worker``
-            The worker starting the plugin.
-        """
-        from ..estimators import load
-        from ._measure import _catalog_output
-
-        _limit_threads(worker.state.nthreads)
-        path = os.path.join(worker.local_directory, f"{self.name}.pkl")
-        with open(path, "wb") as file:
-            file.write(self.payload)
-        _MODELS[self.key] = _catalog_output(load(path))
-
-    def teardown(self, worker):
-        """Forget the estimator.
-
-        Parameters
-        ----------
-        worker : ``distributed.Worker``
-            The worker stopping the plugin.
-        """
-        _MODELS.pop(self.key, None)
+            worker = get_worker()
+            _limit_threads(worker.state.nthreads)
+            with tempfile.TemporaryDirectory(dir=worker.local_directory) as folder:
+                path = os.path.join(folder, "model.pkl")
+                with open(path, "wb") as file:
+                    file.write(payload)
+                _MODELS[key] = _catalog_output(load(path))
+            while len(_MODELS) > MAX_MODELS:
+                _MODELS.popitem(last=False)
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
 
 
 def _limit_threads(n):
@@ -90,12 +69,8 @@ def _limit_threads(n):
         pass
 
 
-def _run(job, model_key, settings):
-    estimator = _MODELS.get(model_key)
-    if estimator is None:
-        raise RuntimeError("the model was not loaded on this worker: its ModelPlugin did "
-                           "not run or failed (see the worker's log)")
-    return run_job(job, estimator, settings)
+def _run(job, model_key, payload, settings):
+    return run_job(job, _estimator(model_key, payload), settings)
 
 
 def _model_file(estimator, path):
@@ -144,9 +119,12 @@ def run_on_cluster(client, jobs, estimator, path, settings, done):
     if not isinstance(client, Client):
         raise TypeError(f"client must be a dask.distributed Client or a scheduler address; "
                         f"got {type(client).__name__}")
-    plugin = ModelPlugin(_model_file(estimator, path))
-    client.register_plugin(plugin)
-    futures = client.map(_run, jobs, model_key=plugin.key, settings=settings, pure=False)
+    payload = _model_file(estimator, path)
+    key = hashlib.sha256(payload).hexdigest()
+    # Once to each worker, released with this call's tasks.
+    shared = client.scatter(payload, broadcast=True)
+    futures = client.map(_run, jobs, model_key=key, payload=shared, settings=settings,
+                         pure=False)
     order = {future.key: i for i, future in enumerate(futures)}
     results = [None] * len(jobs)
     try:
@@ -156,5 +134,4 @@ def run_on_cluster(client, jobs, estimator, path, settings, done):
             done(jobs[i], result)
     finally:
         client.cancel(futures)
-        client.unregister_worker_plugin(plugin.name)
     return results

@@ -17,8 +17,8 @@ _REGISTRY = {
     "candels-f160w": {
         "file": "candels_f160w.pkl", "survey": "CANDELS_F160W", "stamp_size": 64,
         "description": "HST/CANDELS F160W (0.06\"/px, AB zeropoint 25.94), 64x64 cutouts: "
-                       "light CNN trained on 18,000 simulated single-Sersic galaxies, "
-                       "Laplace errors calibrated in-domain"},
+                       "residual CNN trained on 18,000 domain-randomised simulated "
+                       "single-Sersic galaxies, Laplace errors calibrated in-domain"},
 }
 
 

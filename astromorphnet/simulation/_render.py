@@ -12,8 +12,10 @@ radius (see ``tests/test_simulation.py``) and the labels are untouched:
 nothing is truncated inside the stamp.
 """
 
+import functools
+
 import numpy as np
-from scipy.signal import fftconvolve
+from scipy import fft
 from scipy.special import gammainc, gammaincinv
 
 __all__ = ["PSFKernel", "sersic_b", "render_sersic", "sersic_flux_within"]
@@ -114,6 +116,7 @@ class PSFKernel:
         self.core_flux = self._enclosed(self.radius)
         self.array = (core * self.core_flux / core.sum()).astype(np.float32)
         self._wings = {}
+        self._spectra = {}
 
     def _enclosed(self, radius):
         """Exact PSF light in the ``(2 radius + 1)``-pixel square."""
@@ -155,6 +158,36 @@ class PSFKernel:
             scale = light / total if total > 0 else 0.0
             self._wings[radius] = (wing * scale).astype(np.float32)
         return self._wings[radius]
+
+    def convolve(self, image, radius=None):
+        """``fftconvolve(image, kernel, mode="same")`` with the kernel's transform cached.
+
+        Every galaxy of a survey is convolved with the same two kernels, so
+        their Fourier transforms are computed once per image shape.
+
+        Parameters
+        ----------
+        image : `~numpy.ndarray`
+            At the oversampled scale for the core, at the pixel scale for
+            the wings.
+        radius : int, optional
+            Convolve with ``wings(radius)``; default: with the core (``array``).
+
+        Returns
+        -------
+        convolved : `~numpy.ndarray`
+            Of the shape and dtype of ``image``.
+        """
+        kernel = self.array if radius is None else self.wings(radius)
+        full = [a + b - 1 for a, b in zip(image.shape, kernel.shape)]
+        shape = tuple(fft.next_fast_len(d, real=True) for d in full)
+        key = (radius, shape)
+        if key not in self._spectra:
+            self._spectra[key] = fft.rfft2(kernel, shape)
+        out = fft.irfft2(fft.rfft2(image, shape) * self._spectra[key], shape)
+        # The "same" part of the full convolution, as scipy.signal.fftconvolve's.
+        y0, x0 = ((f - n) // 2 for f, n in zip(full, image.shape))
+        return out[y0:y0 + image.shape[0], x0:x0 + image.shape[1]].astype(image.dtype, copy=False)
 
 
 def render_sersic(shape, flux, r_eff, n, q, pa_deg, kernel, *, dx=0.0, dy=0.0, points=None):
@@ -209,15 +242,19 @@ def render_sersic(shape, flux, r_eff, n, q, pa_deg, kernel, *, dx=0.0, dy=0.0, p
     _refine_centre(sub, x, y, k, profile)
     for px, py, pflux in zip(*(points or ((), (), ()))):
         _deposit(sub, pflux, (px - x[0]) * k - 0.5, (py - y[0]) * k - 0.5)
-    image = _bin(fftconvolve(sub, kernel.array, mode="same"), k)
-    image += fftconvolve(_bin(sub, k), kernel.wings(max(shape)), mode="same")
+    image = _bin(kernel.convolve(sub), k)
+    image += kernel.convolve(_bin(sub, k), radius=max(shape))
     return image[pad:pad + shape[0], pad:pad + shape[1]].astype(np.float64)
 
 
 def _bin(array, k):
     """Sum ``k``×``k`` sub-pixels into pixels."""
+    # Adding k strided slices is ~8x faster than numpy's sum over a strided axis.
     ny, nx = array.shape
-    return array.reshape(ny // k, k, nx // k, k).sum(axis=(1, 3))
+    columns = array.reshape(ny, nx // k, k)
+    columns = functools.reduce(np.add, (columns[..., j] for j in range(k)))
+    rows = columns.reshape(ny // k, k, nx // k)
+    return functools.reduce(np.add, (rows[:, j] for j in range(k)))
 
 
 class _SersicProfile:
