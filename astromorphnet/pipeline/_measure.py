@@ -8,6 +8,7 @@ picklable, so that the single-process run and a cluster run execute the
 very same code on the very same inputs.
 """
 
+import inspect
 import os
 import time
 import warnings
@@ -227,9 +228,8 @@ def _detection_options(given):
         raise TypeError(f"measure got unknown option(s) {', '.join(map(repr, unknown))}; its "
                         f"detection options are {', '.join(DETECTION_DEFAULTS)}")
     options = {**DETECTION_DEFAULTS, **given}
-    _check_detection(**{key: options[key] for key in ("threshold", "n_pixels", "kernel_fwhm",
-                                                      "n_levels", "contrast", "dilate",
-                                                      "deblend")})
+    _check_detection(**{key: options[key]
+                        for key in inspect.signature(_check_detection).parameters})
     _check_bool("subtract_background", options["subtract_background"])
     return options
 
