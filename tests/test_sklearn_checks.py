@@ -75,23 +75,10 @@ def _pretrained():
     return FrozenEstimator(network)
 
 
-TRANSFER_FAILURES = {
-    **EXPECTED_FAILURES,
-    "check_estimators_overwrite_params": (
-        "the check compares joblib hashes of the frozen pretrained estimator before and "
-        "after fit; its pickle holds the network's .keras bytes, which record the time they "
-        "were written (to the second), so the hashes differ whenever a second passes between "
-        "them, although fit leaves the network untouched "
-        "(test_transfer_learning_leaves_pretrained_untouched); hence not strict"),
-}
-
-
 def _expected_failures(estimator):
     if isinstance(estimator, AdversarialDARegressor):
         return DOMAIN_ADAPTATION_FAILURES
-    if isinstance(estimator, TransferLearningRegressor):
-        return TRANSFER_FAILURES
-    if isinstance(estimator, SersicCNNRegressor):
+    if isinstance(estimator, (SersicCNNRegressor, TransferLearningRegressor)):
         return EXPECTED_FAILURES
     return TRANSFORMER_FAILURES
 
